@@ -1,0 +1,134 @@
+//! The run configuration: one TOML file, one struct per concern.
+//!
+//! Every struct rejects unknown keys (`deny_unknown_fields`); defaults and units are documented
+//! on each field. [`Config::load`] parses, applies `--set key=value` overrides, and validates once,
+//! reporting every problem together with its field path.
+
+mod overrides;
+mod schema;
+mod validate;
+
+pub use schema::*;
+pub use validate::parse_device;
+
+use std::path::Path;
+
+use crate::model::GptConfig;
+
+/// Config errors. `Invalid` lists every problem found, one per line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("--set {arg}: {message}")]
+    Override { arg: String, message: String },
+    #[error("invalid config {path}:\n  - {}", problems.join("\n  - "))]
+    Invalid { path: String, problems: Vec<String> },
+}
+
+impl Config {
+    /// Reads `path`, applies `overrides` (`key.path=value`), and validates.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml_str(&text, &path.display().to_string(), overrides)
+    }
+
+    /// Parses TOML text (named `origin` in messages), applies overrides, validates.
+    pub fn from_toml_str(
+        text: &str,
+        origin: &str,
+        overrides: &[String],
+    ) -> Result<Config, ConfigError> {
+        let parse_err = |message: String| ConfigError::Parse {
+            path: origin.to_string(),
+            message,
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+        for arg in overrides {
+            overrides::apply(&mut table, arg)?;
+        }
+        // Without overrides, deserialise the user's own text so error spans point into it;
+        // with overrides, the merged table is re-serialised and the message says so.
+        let (source, suffix) = if overrides.is_empty() {
+            (text.to_string(), String::new())
+        } else {
+            let merged = toml::to_string(&table).map_err(|e| parse_err(e.to_string()))?;
+            (merged, format!(" (in the config merged with --set {})", overrides.join(" ")))
+        };
+        let mut config: Config =
+            toml::from_str(&source).map_err(|e| parse_err(format!("{}{suffix}", e.to_string().trim_end())))?;
+        let problems = config.problems();
+        if problems.is_empty() {
+            config.expand_model_preset();
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: origin.to_string(),
+                problems,
+            })
+        }
+    }
+
+    /// Writes the preset's shape into the explicit fields, so the saved config is complete
+    /// and a later change of a preset's definition cannot change a resumed run.
+    fn expand_model_preset(&mut self) {
+        if let Ok(gpt) = self.model.resolve() {
+            let ctx = self.model.context(&gpt);
+            let m = &mut self.model;
+            m.vocab_size = Some(gpt.vocab_size);
+            m.n_positions = Some(gpt.n_positions);
+            m.n_layer = Some(gpt.n_layer);
+            m.n_head = Some(gpt.n_head);
+            m.d_model = Some(gpt.d_model);
+            m.context_length = Some(ctx);
+        }
+    }
+
+    /// The model shape. Invariant: a loaded config validated, so it resolves.
+    pub fn gpt(&self) -> GptConfig {
+        self.model.resolve().expect("validated config resolves")
+    }
+
+    /// Training context length in tokens.
+    pub fn context(&self) -> usize {
+        self.model.context(&self.gpt())
+    }
+
+    /// The resolved config as TOML (model preset expanded): saved in the run directory.
+    pub fn to_toml(&self) -> String {
+        // Invariant: every field is a TOML-representable type.
+        toml::to_string(self).expect("config serialises to TOML")
+    }
+
+    /// Flattened `(key, value)` rows for the start-of-run table.
+    pub fn table_rows(&self) -> Vec<(String, String)> {
+        let value = toml::Value::try_from(self).expect("config serialises to TOML");
+        let mut rows = Vec::new();
+        flatten("", &value, &mut rows);
+        rows
+    }
+}
+
+fn flatten(prefix: &str, value: &toml::Value, rows: &mut Vec<(String, String)>) {
+    match value {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, rows);
+            }
+        }
+        other => rows.push((prefix.to_string(), other.to_string())),
+    }
+}

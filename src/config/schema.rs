@@ -1,0 +1,325 @@
+//! Config structs. Units and defaults are documented on each field; a missing section or key
+//! takes its default.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::GptConfig;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub run: RunConfig,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub optim: OptimConfig,
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+    pub train: TrainConfig,
+    #[serde(default)]
+    pub eval: EvalConfig,
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
+    #[serde(default)]
+    pub logging: LoggingConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Run name, used in the default output directory. Default `"run"`.
+    pub name: String,
+    /// Run directory (checkpoints, events, metrics.jsonl, config.toml). Default `runs/<name>`.
+    pub out_dir: Option<PathBuf>,
+    /// Seed of the one RNG behind init, data order and sampling. Default 1337.
+    pub seed: u64,
+    /// `"cpu"` or `"cuda:N"` (needs a binary built with `--features cuda`). Default `"cpu"`.
+    pub device: String,
+    /// CPU threads for candle/rayon; 0 = all cores. Bit-exact determinism holds per thread
+    /// count. Default 0.
+    pub threads: usize,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            name: "run".into(),
+            out_dir: None,
+            seed: 1337,
+            device: "cpu".into(),
+            threads: 0,
+        }
+    }
+}
+
+impl RunConfig {
+    pub fn run_dir(&self) -> PathBuf {
+        self.out_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runs").join(&self.name))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Directory of a prepared token store (`syllabus prepare --out`). Required.
+    pub prepared_dir: PathBuf,
+    /// Raw inputs (.txt/.jsonl/.gz files or directories). When `prepared_dir` holds no prepared
+    /// data, `train` prepares it from these first. Default: none (then it must be prepared).
+    #[serde(default)]
+    pub inputs: Vec<PathBuf>,
+    /// Separate validation inputs; when empty, `val_fraction` of documents is held out.
+    #[serde(default)]
+    pub val_inputs: Vec<PathBuf>,
+    /// Fraction of documents (not blocks) held out for validation. Default 0.05.
+    #[serde(default = "default_val_fraction")]
+    pub val_fraction: f64,
+}
+
+fn default_val_fraction() -> f64 {
+    0.05
+}
+
+/// Model shape: a preset name, optionally with individual fields overridden.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// One of `tiny`, `gpt2-124m`, `gpt2-350m`, `gpt2-774m`, `gpt2-1.5b`. Without a preset,
+    /// all of the shape fields below are required.
+    pub preset: Option<String>,
+    /// Vocabulary size (>= 50257 for the GPT-2 BPE).
+    pub vocab_size: Option<usize>,
+    /// Maximum context (learned position table rows).
+    pub n_positions: Option<usize>,
+    pub n_layer: Option<usize>,
+    pub n_head: Option<usize>,
+    /// Residual stream width.
+    pub d_model: Option<usize>,
+    /// Training context length in tokens (<= n_positions). Default: n_positions.
+    pub context_length: Option<usize>,
+}
+
+impl ModelConfig {
+    /// The preset with the explicit fields applied, or the list of missing fields.
+    pub fn resolve(&self) -> Result<GptConfig, Vec<String>> {
+        let base = match &self.preset {
+            Some(name) => match GptConfig::preset(name) {
+                Some(cfg) => Some(cfg),
+                None => {
+                    return Err(vec![format!(
+                        "model.preset: unknown preset `{name}` (known: {})",
+                        GptConfig::PRESETS.join(", ")
+                    )])
+                }
+            },
+            None => None,
+        };
+        let mut missing = Vec::new();
+        let mut pick = |field: &str, explicit: Option<usize>, preset: Option<usize>| {
+            explicit.or(preset).unwrap_or_else(|| {
+                missing.push(format!(
+                    "model.{field} is required when model.preset is not set"
+                ));
+                0
+            })
+        };
+        let cfg = GptConfig {
+            vocab_size: pick(
+                "vocab_size",
+                self.vocab_size,
+                base.as_ref().map(|b| b.vocab_size),
+            ),
+            n_positions: pick(
+                "n_positions",
+                self.n_positions,
+                base.as_ref().map(|b| b.n_positions),
+            ),
+            n_layer: pick("n_layer", self.n_layer, base.as_ref().map(|b| b.n_layer)),
+            n_head: pick("n_head", self.n_head, base.as_ref().map(|b| b.n_head)),
+            d_model: pick("d_model", self.d_model, base.as_ref().map(|b| b.d_model)),
+        };
+        if missing.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(missing)
+        }
+    }
+
+    /// Training context length: `context_length`, else the model's `n_positions`.
+    pub fn context(&self, gpt: &GptConfig) -> usize {
+        self.context_length.unwrap_or(gpt.n_positions)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimConfig {
+    /// Peak learning rate. Default 6e-4 (GPT-2 small, nanoGPT).
+    pub lr: f64,
+    /// Default 0.9.
+    pub beta1: f64,
+    /// Default 0.95.
+    pub beta2: f64,
+    /// Default 1e-8.
+    pub eps: f64,
+    /// Decoupled weight decay (AdamW) on 2-D matmul weights only. Default 0.1.
+    pub weight_decay: f64,
+    /// Global gradient-norm clip; 0 disables. Default 1.0.
+    pub grad_clip: f64,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self {
+            lr: 6e-4,
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.1,
+            grad_clip: 1.0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    /// Linear warmup, then cosine decay to `min_lr_ratio * lr` at the last step.
+    Cosine,
+    /// Warmup-stable-decay: warmup, constant, then linear decay over the last `decay_fraction`.
+    Wsd,
+    /// Linear warmup, then constant.
+    Constant,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// Default `cosine`.
+    pub kind: ScheduleKind,
+    /// Linear warmup length in optimizer steps. Default 100.
+    pub warmup_steps: u64,
+    /// Final LR as a fraction of peak (cosine and wsd). Default 0.1.
+    pub min_lr_ratio: f64,
+    /// WSD only: fraction of all steps spent in the final decay. Default 0.2.
+    pub decay_fraction: f64,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self {
+            kind: ScheduleKind::Cosine,
+            warmup_steps: 100,
+            min_lr_ratio: 0.1,
+            decay_fraction: 0.2,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Optimizer steps. Required.
+    pub steps: u64,
+    /// Sequences per micro-batch. Required.
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step. Default 1.
+    #[serde(default = "one")]
+    pub grad_accum: usize,
+    /// Stop with an error after this many consecutive non-finite steps. Default 10.
+    #[serde(default = "default_max_skips")]
+    pub max_consecutive_skips: u32,
+}
+
+fn one() -> usize {
+    1
+}
+fn default_max_skips() -> u32 {
+    10
+}
+
+impl TrainConfig {
+    /// Tokens consumed per optimizer step at context length `context`.
+    pub fn tokens_per_step(&self, context: usize) -> u64 {
+        (self.batch_size * self.grad_accum * context) as u64
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Evaluate every N optimizer steps (and always after the last). 0 = only at the end.
+    /// Default 200.
+    pub every: u64,
+    /// Validation blocks per evaluation; 0 = all. The same leading blocks every time, so
+    /// evaluations are comparable. Default 256.
+    pub max_blocks: usize,
+    /// Sequences per eval forward. Default 16.
+    pub batch_size: usize,
+    /// Tokens of text sample generated at each evaluation; 0 disables. Default 48.
+    pub sample_tokens: usize,
+    /// Prompt of that sample. Default "The".
+    pub sample_prompt: String,
+    /// Sampling temperature (> 0). Default 0.8.
+    pub temperature: f64,
+    /// Top-k filter for sampling; 0 = no filter. Default 40.
+    pub top_k: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            every: 200,
+            max_blocks: 256,
+            batch_size: 16,
+            sample_tokens: 48,
+            sample_prompt: "The".into(),
+            temperature: 0.8,
+            top_k: 40,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointConfig {
+    /// Checkpoint every N optimizer steps (and always after the last). 0 = only at the end.
+    /// Default 500.
+    pub every: u64,
+    /// Complete checkpoints kept; older ones are deleted. Default 3.
+    pub keep_last: usize,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self {
+            every: 500,
+            keep_last: 3,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    /// Console line and train scalars every N optimizer steps. Default 10.
+    pub log_every: u64,
+    /// TensorBoard event files in the run directory. Default true.
+    pub tensorboard: bool,
+    /// `metrics.jsonl` in the run directory. Default true.
+    pub jsonl: bool,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            log_every: 10,
+            tensorboard: true,
+            jsonl: true,
+        }
+    }
+}

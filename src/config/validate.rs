@@ -1,0 +1,162 @@
+//! Semantic checks, run once after parsing. Every problem is collected with its field path so
+//! the user fixes them all in one go.
+
+use super::{Config, ScheduleKind};
+use crate::model::GptConfig;
+
+/// Smallest vocabulary that can hold every GPT-2 BPE id (50256 = `<|endoftext|>`).
+const MIN_VOCAB: usize = 50257;
+
+impl Config {
+    pub(super) fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        self.check_run(&mut p);
+        self.check_data(&mut p);
+        match self.model.resolve() {
+            Ok(gpt) => self.check_model(&gpt, &mut p),
+            Err(missing) => p.extend(missing),
+        }
+        self.check_optim(&mut p);
+        self.check_train(&mut p);
+        p
+    }
+
+    fn check_run(&self, p: &mut Vec<String>) {
+        if parse_device(&self.run.device).is_none() {
+            p.push(format!(
+                "run.device must be \"cpu\" or \"cuda:N\", got {:?}",
+                self.run.device
+            ));
+        }
+        if self.run.name.is_empty() {
+            p.push("run.name must not be empty".into());
+        }
+    }
+
+    fn check_data(&self, p: &mut Vec<String>) {
+        let f = self.data.val_fraction;
+        if !(0.0..1.0).contains(&f) {
+            p.push(format!("data.val_fraction must be in [0, 1), got {f}"));
+        } else if f == 0.0 && self.data.val_inputs.is_empty() && !self.data.inputs.is_empty() {
+            p.push(
+                "data.val_fraction is 0 and data.val_inputs is empty: no validation data".into(),
+            );
+        }
+    }
+
+    fn check_model(&self, gpt: &GptConfig, p: &mut Vec<String>) {
+        let zero = [
+            ("vocab_size", gpt.vocab_size),
+            ("n_positions", gpt.n_positions),
+            ("n_layer", gpt.n_layer),
+            ("n_head", gpt.n_head),
+            ("d_model", gpt.d_model),
+        ];
+        for (field, v) in zero {
+            if v == 0 {
+                p.push(format!("model.{field} must be > 0"));
+            }
+        }
+        if gpt.n_head > 0 && gpt.d_model % gpt.n_head != 0 {
+            p.push(format!(
+                "model.n_head must divide model.d_model ({} % {} != 0)",
+                gpt.d_model, gpt.n_head
+            ));
+        }
+        if gpt.vocab_size < MIN_VOCAB {
+            p.push(format!(
+                "model.vocab_size ({}) is smaller than the GPT-2 tokenizer's vocabulary ({MIN_VOCAB})",
+                gpt.vocab_size
+            ));
+        }
+        let ctx = self.model.context(gpt);
+        if ctx == 0 {
+            p.push("model.context_length must be > 0".into());
+        } else if ctx > gpt.n_positions {
+            p.push(format!(
+                "model.context_length ({ctx}) is longer than the model's n_positions ({})",
+                gpt.n_positions
+            ));
+        }
+    }
+
+    fn check_optim(&self, p: &mut Vec<String>) {
+        let o = &self.optim;
+        if !(o.lr.is_finite() && o.lr > 0.0) {
+            p.push(format!("optim.lr must be a positive number, got {}", o.lr));
+        }
+        for (name, b) in [("beta1", o.beta1), ("beta2", o.beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                p.push(format!("optim.{name} must be in [0, 1), got {b}"));
+            }
+        }
+        if o.eps.is_nan() || o.eps <= 0.0 {
+            p.push(format!("optim.eps must be > 0, got {}", o.eps));
+        }
+        if o.weight_decay.is_nan() || o.weight_decay < 0.0 {
+            p.push(format!(
+                "optim.weight_decay must be >= 0, got {}",
+                o.weight_decay
+            ));
+        }
+        if o.grad_clip.is_nan() || o.grad_clip < 0.0 {
+            p.push(format!(
+                "optim.grad_clip must be >= 0 (0 = off), got {}",
+                o.grad_clip
+            ));
+        }
+        let s = &self.schedule;
+        if !(0.0..=1.0).contains(&s.min_lr_ratio) {
+            p.push(format!(
+                "schedule.min_lr_ratio must be in [0, 1], got {}",
+                s.min_lr_ratio
+            ));
+        }
+        if s.kind == ScheduleKind::Wsd && !(s.decay_fraction > 0.0 && s.decay_fraction <= 1.0) {
+            p.push(format!(
+                "schedule.decay_fraction must be in (0, 1], got {}",
+                s.decay_fraction
+            ));
+        }
+        if s.warmup_steps > self.train.steps {
+            p.push(format!(
+                "schedule.warmup_steps ({}) exceeds train.steps ({})",
+                s.warmup_steps, self.train.steps
+            ));
+        }
+    }
+
+    fn check_train(&self, p: &mut Vec<String>) {
+        let t = &self.train;
+        for (name, v) in [
+            ("train.steps", t.steps as usize),
+            ("train.batch_size", t.batch_size),
+            ("train.grad_accum", t.grad_accum),
+            (
+                "train.max_consecutive_skips",
+                t.max_consecutive_skips as usize,
+            ),
+            ("eval.batch_size", self.eval.batch_size),
+            ("checkpoint.keep_last", self.checkpoint.keep_last),
+            ("logging.log_every", self.logging.log_every as usize),
+        ] {
+            if v == 0 {
+                p.push(format!("{name} must be > 0"));
+            }
+        }
+        if !(self.eval.temperature > 0.0 && self.eval.temperature.is_finite()) {
+            p.push(format!(
+                "eval.temperature must be > 0, got {}",
+                self.eval.temperature
+            ));
+        }
+    }
+}
+
+/// `"cpu"` -> `Some(None)`, `"cuda:N"` -> `Some(Some(N))`, anything else -> `None`.
+pub fn parse_device(s: &str) -> Option<Option<usize>> {
+    if s == "cpu" {
+        return Some(None);
+    }
+    s.strip_prefix("cuda:")?.parse().ok().map(Some)
+}

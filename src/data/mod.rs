@@ -1,0 +1,145 @@
+//! Data pipeline: GPT-2 tokenizer, memory-mapped token stores, per-document indexes,
+//! fixed-length training blocks, corpus preparation and simple corpus statistics.
+//!
+//! On disk a prepared dataset is a directory holding `train.bin`, `val.bin` (token stores),
+//! `train.docs`, `val.docs` (document indexes) and `manifest.json` (written last, so its
+//! presence means the directory is complete).
+
+// Submodules are public so both `data::X` (re-exported below) and `data::module::X` work.
+pub mod blocks;
+pub mod doc_index;
+mod header;
+mod inputs;
+pub mod manifest;
+pub mod prepare;
+pub mod stats;
+pub mod store;
+pub mod tokenizer;
+
+use std::path::PathBuf;
+
+pub use blocks::Blocks;
+pub use doc_index::DocIndex;
+pub use inputs::DEFAULT_SOURCE;
+pub use manifest::{
+    is_prepared, load_prepared, Manifest, PreparedData, SkipCounts, SourceFile, SourceTotals,
+    SplitInfo, MANIFEST_FILE, MANIFEST_FORMAT_VERSION, TOKENIZER_NAME,
+};
+pub use prepare::{prepare, PrepareOptions};
+pub use stats::{unigram_entropy, unigram_entropy_of_counts};
+pub use store::{TokenStore, TokenStoreWriter, STORE_FORMAT_VERSION, STORE_HEADER_LEN};
+pub use tokenizer::{Gpt2Tokenizer, EOT_TOKEN, GPT2_VOCAB_SIZE};
+
+/// Everything that can go wrong in the data pipeline. Every variant that concerns a file
+/// names it, so a message alone tells the user what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{path}: not a syllabus {kind} (bad magic bytes)")]
+    BadMagic { path: PathBuf, kind: &'static str },
+
+    #[error(
+        "{path}: unsupported format version {found} (this build supports version {supported}); \
+         the file was written by another syllabus version or is corrupted"
+    )]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+
+    #[error("{path}: header checksum mismatch: file corrupted")]
+    HeaderChecksum { path: PathBuf },
+
+    #[error("{path}: body checksum mismatch: file corrupted")]
+    BodyChecksum { path: PathBuf },
+
+    #[error("{path}: truncated: expected {expected} bytes, found {found}")]
+    Truncated {
+        path: PathBuf,
+        expected: u64,
+        found: u64,
+    },
+
+    /// A structurally invalid field (dtype, vocabulary size, offsets, manifest field...).
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+
+    #[error("token id {token} at position {position} is out of range for vocabulary size {vocab_size} ({path})")]
+    TokenOutOfRange {
+        path: PathBuf,
+        position: u64,
+        token: u32,
+        vocab_size: u32,
+    },
+
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+
+    /// A malformed JSONL line; `line` is 1-based.
+    #[error("{path}:{line}: {message}")]
+    Jsonl {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+
+    #[error("{path}: invalid UTF-8 at byte offset {offset}{}", if *.decompressed { " of the decompressed content" } else { "" })]
+    InvalidUtf8 {
+        path: PathBuf,
+        offset: u64,
+        decompressed: bool,
+    },
+
+    #[error("{path}: unsupported input file type; expected .txt, .jsonl, .txt.gz or .jsonl.gz")]
+    UnsupportedExtension { path: PathBuf },
+
+    #[error("input path does not exist: {path}")]
+    MissingInput { path: PathBuf },
+
+    #[error("no input files: pass at least one .txt/.jsonl(.gz) file or a directory holding some")]
+    NoInputs,
+
+    #[error("{0}")]
+    EmptyCorpus(String),
+
+    #[error("refusing to overwrite prepared data in {dir}; pass --overwrite")]
+    RefuseOverwrite { dir: PathBuf },
+
+    #[error(
+        "{path}: holds {tokens} tokens but one block needs {needed} (context length + 1); \
+         use a larger corpus or a shorter context"
+    )]
+    TooFewTokens {
+        path: PathBuf,
+        tokens: usize,
+        needed: usize,
+    },
+
+    /// An invalid argument (option value, block length...), not tied to a file.
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+impl DataError {
+    /// Wraps an I/O error with the path it concerns (the std error alone does not say).
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        DataError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        DataError::Invalid {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! syllabus: adaptive-curriculum pretraining of GPT-2-sized language models.
+//!
+//! Folder per concern: `data` (tokenizer, token store, blocks), `model` (GPT-2),
+//! `optim` (AdamW, schedules), `train` (loop, checkpoints, eval), `logging`
+//! (metrics sinks: TensorBoard, JSONL, console), `config` (TOML schema + validation).
+
+pub mod config;
+pub mod data;
+pub mod generate;
+pub mod logging;
+pub mod model;
+pub mod optim;
+pub mod perf;
+pub mod rng;
+pub mod train;

@@ -1,0 +1,69 @@
+//! GPT-2 (Radford et al. 2019) in candle, written for training.
+//!
+//! - [`config`]: shapes, presets, parameter and FLOP counts.
+//! - [`params`]: the parameter store (Hugging Face `GPT2LMHeadModel` names, sorted, seeded init,
+//!   safetensors I/O).
+//! - [`gpt`]: the forward pass, in order, in one file.
+//! - [`layer_norm`]: LayerNorm composed from differentiable ops (candle-nn's fused one drops
+//!   gradients silently, see `docs/candle-notes.md`).
+//! - [`loss`]: per-token cross-entropy, a fused CPU op with a real backward.
+
+pub mod config;
+pub mod gpt;
+pub mod layer_norm;
+pub mod loss;
+pub mod params;
+
+pub use config::GptConfig;
+pub use gpt::Gpt;
+pub use params::Params;
+
+/// Everything that can go wrong in the model layer.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+
+    #[error("invalid model config: {0}")]
+    InvalidConfig(String),
+
+    #[error("unknown parameter `{0}`")]
+    MissingParam(String),
+
+    #[error("sequence length {t} exceeds the model context n_positions = {n_positions}")]
+    ContextTooLong { t: usize, n_positions: usize },
+
+    #[error("bad input: {0}")]
+    BadInput(String),
+
+    /// A parameter set that does not match the config; every offending key is listed.
+    #[error("parameter set does not match the config: {}", describe_mismatch(.missing, .unexpected, .misshaped))]
+    ParamMismatch {
+        missing: Vec<String>,
+        unexpected: Vec<String>,
+        /// (name, expected shape, found shape)
+        misshaped: Vec<(String, Vec<usize>, Vec<usize>)>,
+    },
+}
+
+fn describe_mismatch(
+    missing: &[String],
+    unexpected: &[String],
+    misshaped: &[(String, Vec<usize>, Vec<usize>)],
+) -> String {
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        parts.push(format!("missing [{}]", missing.join(", ")));
+    }
+    if !unexpected.is_empty() {
+        parts.push(format!("unexpected [{}]", unexpected.join(", ")));
+    }
+    if !misshaped.is_empty() {
+        let shapes: Vec<String> = misshaped
+            .iter()
+            .map(|(name, want, got)| format!("{name}: expected {want:?}, found {got:?}"))
+            .collect();
+        parts.push(format!("mis-shaped [{}]", shapes.join("; ")));
+    }
+    parts.join("; ")
+}

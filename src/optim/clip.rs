@@ -1,0 +1,46 @@
+//! Global gradient-norm clipping.
+
+use std::collections::BTreeMap;
+
+use candle_core::Tensor;
+
+use super::OptimError;
+
+/// L2 norm over all gradients, summed in name order (a `BTreeMap`) in f64 so the result does
+/// not depend on iteration order.
+pub fn global_grad_norm(grads: &BTreeMap<String, Tensor>) -> Result<f64, OptimError> {
+    let mut sum = 0.0f64;
+    for g in grads.values() {
+        let sq = g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?;
+        sum += sq.to_scalar::<f64>()?;
+    }
+    Ok(sum.sqrt())
+}
+
+/// Factor that scales gradients to norm `max_norm` when they exceed it; 1 when clipping is
+/// off (`max_norm == 0`) or not needed.
+pub fn clip_scale(norm: f64, max_norm: f64) -> f64 {
+    if max_norm > 0.0 && norm > max_norm {
+        max_norm / (norm + 1e-6)
+    } else {
+        1.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn norm_and_scale() {
+        let mut g = BTreeMap::new();
+        g.insert("a".into(), Tensor::new(&[3f32], &Device::Cpu).unwrap());
+        g.insert("b".into(), Tensor::new(&[[4f32]], &Device::Cpu).unwrap());
+        let n = global_grad_norm(&g).unwrap();
+        assert!((n - 5.0).abs() < 1e-9);
+        assert!((clip_scale(n, 1.0) - 0.2).abs() < 1e-6);
+        assert_eq!(clip_scale(n, 10.0), 1.0);
+        assert_eq!(clip_scale(n, 0.0), 1.0);
+    }
+}

@@ -1,0 +1,17 @@
+//! Optimisation: AdamW with exportable state, global-norm clipping, LR schedules.
+
+mod adamw;
+mod clip;
+mod schedule;
+
+pub use adamw::{AdamW, AdamWParams};
+pub use clip::{clip_scale, global_grad_norm};
+pub use schedule::lr_at;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OptimError {
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    #[error("optimizer state: {0}")]
+    State(String),
+}

@@ -1,0 +1,123 @@
+//! `syllabus bench`: training-step throughput on random tokens (the Languini protocol: data
+//! loading excluded), after warm-up, with the step split into forward, backward and optimizer.
+
+use candle_core::Tensor;
+use serde::Serialize;
+
+use super::matmul_peak_flops;
+use crate::config::Config;
+use crate::model::{Gpt, Params};
+use crate::optim::{AdamW, AdamWParams};
+use crate::rng::Rng;
+use crate::train::{select_device, step::train_step, TrainError};
+
+#[derive(Clone, Copy, Debug)]
+pub struct BenchOptions {
+    pub warmup_steps: usize,
+    pub timed_steps: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub device: String,
+    pub threads: usize,
+    pub params: usize,
+    pub batch_size: usize,
+    pub grad_accum: usize,
+    pub context: usize,
+    pub timed_steps: usize,
+    /// Medians over the timed steps, milliseconds.
+    pub forward_ms: f64,
+    pub backward_ms: f64,
+    pub optimizer_ms: f64,
+    pub step_ms: f64,
+    pub tokens_per_s: f64,
+    pub flops_per_token: f64,
+    pub peak_flops: f64,
+    pub mfu: f64,
+}
+
+pub fn bench(config: &Config, opts: BenchOptions) -> Result<BenchReport, TrainError> {
+    let device = select_device(&config.run.device)?;
+    let gpt_cfg = config.gpt();
+    let ctx = config.context();
+    let (micro, accum) = (config.train.batch_size, config.train.grad_accum);
+    let mut rng = Rng::new(config.run.seed);
+    let params = Params::init_gpt2(&gpt_cfg, &mut rng, &device)?;
+    let gpt = Gpt::new(&gpt_cfg, &params)?;
+    let mut opt = AdamW::new(
+        &params,
+        AdamWParams {
+            beta1: config.optim.beta1,
+            beta2: config.optim.beta2,
+            eps: config.optim.eps,
+            weight_decay: config.optim.weight_decay,
+        },
+    )?;
+    let vocab = gpt_cfg.vocab_size as u64;
+    let mut random_batch = || -> candle_core::Result<(Tensor, Tensor)> {
+        let ids: Vec<u32> = (0..micro * (ctx + 1))
+            .map(|_| rng.below(vocab) as u32)
+            .collect();
+        let t = Tensor::from_vec(ids, (micro, ctx + 1), &device)?;
+        Ok((
+            t.narrow(1, 0, ctx)?.contiguous()?,
+            t.narrow(1, 1, ctx)?.contiguous()?,
+        ))
+    };
+    // One fixed set of batches: generating tokens is not part of a training step.
+    let batches = (0..accum)
+        .map(|_| random_batch())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut fwd = Vec::new();
+    let mut bwd = Vec::new();
+    let mut optim = Vec::new();
+    let mut total = Vec::new();
+    for i in 0..opts.warmup_steps + opts.timed_steps {
+        let t0 = std::time::Instant::now();
+        let out = train_step(
+            &gpt,
+            &params,
+            &mut opt,
+            &batches,
+            config.optim.lr,
+            config.optim.grad_clip,
+        )?;
+        device.synchronize()?;
+        if i >= opts.warmup_steps {
+            fwd.push(out.timings.forward_ms);
+            bwd.push(out.timings.backward_ms);
+            optim.push(out.timings.optimizer_ms);
+            total.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let step_ms = median(&mut total);
+    let tokens_per_s = (micro * accum * ctx) as f64 / (step_ms / 1e3);
+    let flops_per_token = gpt_cfg.flops_per_token(ctx);
+    let peak_flops = matmul_peak_flops(&device)?;
+    Ok(BenchReport {
+        device: format!("{:?}", device.location()),
+        threads: candle_core::utils::get_num_threads(),
+        params: gpt_cfg.num_params(),
+        batch_size: micro,
+        grad_accum: accum,
+        context: ctx,
+        timed_steps: opts.timed_steps,
+        forward_ms: median(&mut fwd),
+        backward_ms: median(&mut bwd),
+        optimizer_ms: median(&mut optim),
+        step_ms,
+        tokens_per_s,
+        flops_per_token,
+        peak_flops,
+        mfu: flops_per_token * tokens_per_s / peak_flops,
+    })
+}
+
+fn median(xs: &mut [f64]) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}

@@ -1,0 +1,34 @@
+//! Throughput measurement: a measured matmul peak for MFU, and `syllabus bench`.
+
+mod bench;
+
+pub use bench::{bench, BenchOptions, BenchReport};
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::rng::Rng;
+
+/// Best-of-N f32 matmul rate on `device`, in FLOP/s: the denominator of MFU where no vendor
+/// peak applies (CPU). Square matrices sized so one product takes milliseconds, not seconds.
+pub fn matmul_peak_flops(device: &Device) -> candle_core::Result<f64> {
+    let n = if device.is_cpu() { 768 } else { 8192 };
+    let mut rng = Rng::new(0);
+    let data: Vec<f32> = (0..n * n).map(|_| rng.normal() as f32).collect();
+    let a = Tensor::from_vec(data, (n, n), device)?.to_dtype(DType::F32)?;
+    let b = a.t()?.contiguous()?;
+    let mut best = f64::INFINITY;
+    for i in 0..6 {
+        device.synchronize()?;
+        let t0 = Instant::now();
+        let c = a.matmul(&b)?;
+        device.synchronize()?;
+        let secs = t0.elapsed().as_secs_f64();
+        drop(c);
+        if i > 0 {
+            best = best.min(secs); // the first run pays for allocation and thread start-up
+        }
+    }
+    Ok(2.0 * (n as f64).powi(3) / best)
+}

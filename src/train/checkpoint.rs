@@ -1,0 +1,257 @@
+//! Checkpoints: `RUN/checkpoints/step_00000100/{model.safetensors, optimizer.safetensors,
+//! manifest.json}`.
+//!
+//! A checkpoint is written into a hidden temp directory and renamed into place only when every
+//! file is on disk, so a directory named `step_*` with a manifest is always complete. The
+//! manifest records each file's length and CRC32, so truncation or corruption is detected at
+//! load time instead of surfacing as garbage weights.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::TrainError;
+use crate::model::{GptConfig, Params};
+use crate::rng::Rng;
+
+pub const CHECKPOINT_FORMAT: &str = "syllabus-checkpoint";
+pub const CHECKPOINT_VERSION: u32 = 1;
+const MODEL_FILE: &str = "model.safetensors";
+const OPTIM_FILE: &str = "optimizer.safetensors";
+const MANIFEST_FILE: &str = "manifest.json";
+
+/// Everything besides tensors that a resumed run needs to continue bit for bit.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Optimizer steps completed (applied or skipped).
+    pub step: u64,
+    pub tokens_seen: u64,
+    /// AdamW updates applied (skipped steps do not count): the bias-correction exponent.
+    pub optimizer_updates: u64,
+    pub consecutive_skips: u32,
+    pub rng: Rng,
+    /// The data sampler's cursor, as the sampler serialises it.
+    pub data_cursor: serde_json::Value,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub name: String,
+    pub bytes: u64,
+    pub crc32: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckpointManifest {
+    pub format: String,
+    pub format_version: u32,
+    pub state: TrainState,
+    pub model: GptConfig,
+    /// The resolved run config (TOML text).
+    pub config: String,
+    pub files: Vec<FileEntry>,
+    pub created_unix: u64,
+}
+
+pub struct LoadedCheckpoint {
+    pub manifest: CheckpointManifest,
+    pub params: Params,
+    pub optimizer: BTreeMap<String, Tensor>,
+    pub path: PathBuf,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn checkpoints_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("checkpoints")
+}
+
+/// Writes a complete checkpoint for `state.step` and prunes all but the newest `keep_last`.
+pub fn save(
+    run_dir: &Path,
+    state: &TrainState,
+    model: &GptConfig,
+    config_toml: &str,
+    params: &Params,
+    optimizer: &BTreeMap<String, Tensor>,
+    keep_last: usize,
+) -> Result<PathBuf, TrainError> {
+    let dir = checkpoints_dir(run_dir);
+    let name = format!("step_{:08}", state.step);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let final_path = dir.join(&name);
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+    }
+    fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+
+    params.save_safetensors(&tmp.join(MODEL_FILE))?;
+    let optim: HashMap<&str, Tensor> = optimizer
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    candle_core::safetensors::save(&optim, tmp.join(OPTIM_FILE))?;
+
+    let files = [MODEL_FILE, OPTIM_FILE]
+        .iter()
+        .map(|f| file_entry(&tmp, f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let manifest = CheckpointManifest {
+        format: CHECKPOINT_FORMAT.into(),
+        format_version: CHECKPOINT_VERSION,
+        state: state.clone(),
+        model: model.clone(),
+        config: config_toml.into(),
+        files,
+        created_unix: unix_now(),
+    };
+    write_synced(
+        &tmp.join(MANIFEST_FILE),
+        &serde_json::to_vec_pretty(&manifest)?,
+    )?;
+    replace_dir(&tmp, &final_path)?;
+    prune(&dir, keep_last)?;
+    Ok(final_path)
+}
+
+/// Renames `tmp` to `final_path`, moving an existing checkpoint of the same step aside first
+/// (a resumed run re-saving a step) so there is never a moment without a complete copy.
+fn replace_dir(tmp: &Path, final_path: &Path) -> Result<(), TrainError> {
+    let old = final_path.with_extension("old");
+    if final_path.exists() {
+        fs::rename(final_path, &old).map_err(io_err(final_path))?;
+    }
+    fs::rename(tmp, final_path).map_err(io_err(final_path))?;
+    if old.exists() {
+        fs::remove_dir_all(&old).map_err(io_err(&old))?;
+    }
+    if let Some(parent) = final_path.parent() {
+        // Persist the rename itself; ignore platforms where directories cannot be opened.
+        if let Ok(d) = fs::File::open(parent) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let mut f = fs::File::create(path).map_err(io_err(path))?;
+    f.write_all(bytes).map_err(io_err(path))?;
+    f.sync_all().map_err(io_err(path))
+}
+
+fn file_entry(dir: &Path, name: &str) -> Result<FileEntry, TrainError> {
+    let path = dir.join(name);
+    let bytes = fs::read(&path).map_err(io_err(&path))?;
+    // Sync what safetensors wrote before the directory is renamed into place.
+    fs::File::open(&path)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err(&path))?;
+    Ok(FileEntry {
+        name: name.into(),
+        bytes: bytes.len() as u64,
+        crc32: crc32fast::hash(&bytes),
+    })
+}
+
+/// Complete checkpoints (`step_N` directories with a manifest), oldest first.
+pub fn list(run_dir: &Path) -> Result<Vec<(u64, PathBuf)>, TrainError> {
+    let dir = checkpoints_dir(run_dir);
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+        let path = entry.map_err(io_err(&dir))?.path();
+        let step = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("step_"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(step) = step {
+            if path.join(MANIFEST_FILE).is_file() {
+                out.push((step, path));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The newest complete checkpoint, if any.
+pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>, TrainError> {
+    Ok(list(run_dir)?.pop().map(|(_, p)| p))
+}
+
+fn prune(dir: &Path, keep_last: usize) -> Result<(), TrainError> {
+    let run_dir = dir.parent().unwrap_or(dir);
+    let all = list(run_dir)?;
+    let excess = all.len().saturating_sub(keep_last.max(1));
+    for (_, path) in all.into_iter().take(excess) {
+        fs::remove_dir_all(&path).map_err(io_err(&path))?;
+    }
+    Ok(())
+}
+
+/// Reads and verifies a checkpoint directory: format, version, file lengths and checksums,
+/// then the tensors (shapes are checked against the manifest's model config).
+pub fn load(path: &Path, device: &Device) -> Result<LoadedCheckpoint, TrainError> {
+    let bad = |msg: String| TrainError::Checkpoint(format!("{}: {msg}", path.display()));
+    let manifest_path = path.join(MANIFEST_FILE);
+    let text = fs::read(&manifest_path).map_err(io_err(&manifest_path))?;
+    let manifest: CheckpointManifest = serde_json::from_slice(&text)
+        .map_err(|e| bad(format!("{MANIFEST_FILE} is not a valid manifest: {e}")))?;
+    if manifest.format != CHECKPOINT_FORMAT {
+        return Err(bad(format!(
+            "not a syllabus checkpoint (format {:?})",
+            manifest.format
+        )));
+    }
+    if manifest.format_version != CHECKPOINT_VERSION {
+        return Err(bad(format!(
+            "format version {} is not supported (this build reads {CHECKPOINT_VERSION})",
+            manifest.format_version
+        )));
+    }
+    for f in &manifest.files {
+        let p = path.join(&f.name);
+        let bytes = fs::read(&p).map_err(io_err(&p))?;
+        if bytes.len() as u64 != f.bytes {
+            return Err(bad(format!(
+                "{} is truncated or altered: {} bytes, manifest says {}",
+                f.name,
+                bytes.len(),
+                f.bytes
+            )));
+        }
+        if crc32fast::hash(&bytes) != f.crc32 {
+            return Err(bad(format!("{} checksum mismatch: file corrupted", f.name)));
+        }
+    }
+    let params = Params::load_safetensors(&manifest.model, &path.join(MODEL_FILE), device)?;
+    let optimizer = candle_core::safetensors::load(path.join(OPTIM_FILE), device)?
+        .into_iter()
+        .collect();
+    Ok(LoadedCheckpoint {
+        manifest,
+        params,
+        optimizer,
+        path: path.to_path_buf(),
+    })
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

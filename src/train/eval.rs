@@ -1,0 +1,48 @@
+//! Validation loss and perplexity, computed on detached weights so no backward graph is built.
+
+use candle_core::Device;
+use serde::Serialize;
+
+use super::batch::load_batch;
+use super::TrainError;
+use crate::data::Blocks;
+use crate::model::Gpt;
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct EvalResult {
+    /// Mean next-token loss in nats.
+    pub loss: f64,
+    pub ppl: f64,
+    pub blocks: usize,
+    pub tokens: usize,
+}
+
+/// Mean loss over the first `max_blocks` validation blocks (0 = all), in batches of `batch`.
+/// Always the same leading blocks, so evaluations across a run and across runs compare.
+pub fn evaluate(
+    gpt: &Gpt,
+    val: &Blocks,
+    max_blocks: usize,
+    batch: usize,
+    device: &Device,
+) -> Result<EvalResult, TrainError> {
+    let n = if max_blocks == 0 {
+        val.len()
+    } else {
+        max_blocks.min(val.len())
+    };
+    let ids: Vec<usize> = (0..n).collect();
+    let mut sum = 0.0f64;
+    for chunk in ids.chunks(batch.max(1)) {
+        let (x, y) = load_batch(val, chunk, device)?;
+        let per_seq = gpt.per_sequence_loss(&x, &y)?.to_vec1::<f32>()?;
+        sum += per_seq.iter().map(|&l| l as f64).sum::<f64>();
+    }
+    let loss = sum / n.max(1) as f64;
+    Ok(EvalResult {
+        loss,
+        ppl: loss.exp(),
+        blocks: n,
+        tokens: n * (val.block_len() - 1),
+    })
+}

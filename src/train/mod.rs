@@ -1,0 +1,64 @@
+//! The training run: setup ([`session`]), the loop ([`trainer`]), one optimizer step
+//! ([`step`]), evaluation, checkpoints and the run directory.
+
+mod batch;
+pub mod checkpoint;
+pub mod data_order;
+mod device;
+pub mod eval;
+mod report;
+mod run_dir;
+mod session;
+pub mod step;
+mod trainer;
+
+pub use batch::load_batch;
+pub use device::select_device;
+pub use eval::{evaluate, EvalResult};
+pub use session::{load_data, Session};
+pub use trainer::{train, TrainOptions, TrainSummary};
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    #[error(transparent)]
+    Optim(#[from] crate::optim::OptimError),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    #[error(transparent)]
+    Logging(#[from] crate::logging::LoggingError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("checkpoint {0}")]
+    Checkpoint(String),
+    #[error("run directory {0}")]
+    RunDir(String),
+    #[error("device: {0}")]
+    Device(String),
+    #[error("data: {0}")]
+    DataSetup(String),
+    #[error("parameter {0} received no gradient (an op in the model does not backpropagate)")]
+    NoGradient(String),
+    #[error(
+        "{skips} consecutive steps had a non-finite loss or gradient norm (last: loss {loss}, \
+         grad norm {grad_norm}) at step {step}; stopped. The weights are untouched by those \
+         steps; the last good state is saved in {checkpoint}"
+    )]
+    NonFinite {
+        skips: u32,
+        step: u64,
+        loss: f64,
+        grad_norm: f64,
+        checkpoint: String,
+    },
+}

@@ -1,0 +1,267 @@
+//! What a run tells the user and the metrics sinks: the config table, one console line per log
+//! interval, eval lines and text samples, TensorBoard/JSONL scalars, and the final summary.
+//! Time spent here, in evaluation and in checkpointing is kept out of the throughput figures.
+
+use std::time::{Duration, Instant};
+
+use indicatif::ProgressBar;
+
+use super::step::StepOutput;
+use super::{evaluate, EvalResult, Session, TrainError, TrainSummary};
+use crate::data::{stats::unigram_entropy, Gpt2Tokenizer};
+use crate::generate::{generate, SampleOptions};
+use crate::logging::{console, LoggerOptions, MetricsLogger, MetricsSink};
+use crate::model::Gpt;
+use crate::perf::matmul_peak_flops;
+use crate::rng::Rng;
+
+pub struct Reporter {
+    logger: MetricsLogger,
+    bar: ProgressBar,
+    tokenizer: Gpt2Tokenizer,
+    unigram: f64,
+    peak_flops: f64,
+    flops_per_token: f64,
+    tokens_per_step: u64,
+    interval: Interval,
+    last_eval: Option<EvalResult>,
+    warned_logging: bool,
+}
+
+struct Interval {
+    start: Instant,
+    excluded: Duration,
+    steps: u64,
+    loss_sum: f64,
+    grad_norm_sum: f64,
+    step_ms_sum: f64,
+}
+
+impl Interval {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            excluded: Duration::ZERO,
+            steps: 0,
+            loss_sum: 0.0,
+            grad_norm_sum: 0.0,
+            step_ms_sum: 0.0,
+        }
+    }
+}
+
+impl Reporter {
+    pub fn start(s: &Session) -> Result<Self, TrainError> {
+        let c = &s.config;
+        let run_dir = c.run.run_dir();
+        let logger = MetricsLogger::open(
+            &run_dir,
+            LoggerOptions {
+                tensorboard: c.logging.tensorboard,
+                jsonl: c.logging.jsonl,
+            },
+        )?;
+        eprintln!("{}", console::config_table(&c.table_rows()));
+        let unigram = unigram_entropy(&s.data.val);
+        let peak_flops = matmul_peak_flops(&s.device)?;
+        let ctx = c.context();
+        let r = Reporter {
+            logger,
+            bar: console::progress_bar(c.train.steps, s.state.step),
+            tokenizer: Gpt2Tokenizer::new()?,
+            unigram,
+            peak_flops,
+            flops_per_token: s.gpt_config.flops_per_token(ctx),
+            tokens_per_step: c.train.tokens_per_step(ctx),
+            interval: Interval::new(),
+            last_eval: None,
+            warned_logging: false,
+        };
+        r.print_intro(s);
+        Ok(r)
+    }
+
+    fn print_intro(&self, s: &Session) {
+        let g = &s.gpt_config;
+        console::print_line(&self.bar, &format!(
+            "model: {} parameters ({} non-embedding) | {} train blocks, {} val blocks of {} tokens \
+             | {} tokens/step | run dir {}",
+            g.num_params(),
+            g.num_params_non_embedding(),
+            s.train_blocks.len(),
+            s.val_blocks.len(),
+            s.train_blocks.block_len(),
+            self.tokens_per_step,
+            s.config.run.run_dir().display()
+        ));
+        console::print_line(&self.bar, &format!(
+            "baseline: unigram entropy of the validation tokens = {:.4} nats (a model that \
+             ignores context cannot do better) | device peak (measured matmul) {:.1} GFLOP/s",
+            self.unigram,
+            self.peak_flops / 1e9
+        ));
+        if let Some(p) = &s.resumed_from {
+            console::print_line(&self.bar, &format!(
+                "resumed from {} at step {}",
+                p.display(),
+                s.state.step
+            ));
+        }
+    }
+
+    pub fn unigram_entropy(&self) -> f64 {
+        self.unigram
+    }
+
+    pub fn last_eval(&self) -> Option<EvalResult> {
+        self.last_eval
+    }
+
+    pub fn step(&mut self, s: &Session, out: &StepOutput, lr: f64) {
+        let iv = &mut self.interval;
+        iv.steps += 1;
+        iv.loss_sum += out.loss;
+        iv.grad_norm_sum += out.grad_norm;
+        iv.step_ms_sum += out.timings.total_ms();
+        self.bar.set_position(s.state.step);
+        let every = s.config.logging.log_every;
+        if s.state.step % every != 0 && s.state.step != s.config.train.steps {
+            return;
+        }
+        let now = Instant::now();
+        let secs = (now - iv.start).saturating_sub(iv.excluded).as_secs_f64();
+        let n = iv.steps as f64;
+        let tokens_per_s = (iv.steps * self.tokens_per_step) as f64 / secs.max(1e-9);
+        let (loss, grad_norm, step_ms) = (iv.loss_sum / n, iv.grad_norm_sum / n, secs * 1e3 / n);
+        let mfu = self.flops_per_token * tokens_per_s / self.peak_flops;
+        let step = s.state.step;
+        for (tag, v) in [
+            ("train/loss", loss),
+            ("train/lr", lr),
+            ("train/grad_norm", grad_norm),
+            ("perf/tokens_per_s", tokens_per_s),
+            ("perf/step_ms", step_ms),
+            ("perf/mfu", mfu),
+        ] {
+            self.logger.scalar(tag, v, step);
+        }
+        console::print_line(&self.bar, &console::format_train_line(
+            step,
+            s.config.train.steps,
+            loss,
+            lr,
+            grad_norm,
+            tokens_per_s,
+            step_ms,
+        ));
+        self.check_logger();
+        self.interval = Interval::new();
+    }
+
+    pub fn skipped(&mut self, s: &Session, out: &StepOutput) {
+        console::print_line(&self.bar, &format!(
+            "step {}: non-finite loss {} or grad norm {}: update skipped ({} in a row)",
+            s.state.step, out.loss, out.grad_norm, s.state.consecutive_skips
+        ));
+        self.logger.scalar(
+            "train/skipped_steps",
+            s.state.consecutive_skips as f64,
+            s.state.step,
+        );
+    }
+
+    /// Evaluates, logs, samples a text; the time is excluded from throughput.
+    pub fn eval(&mut self, s: &Session, gpt: &Gpt, step: u64) -> Result<EvalResult, TrainError> {
+        let t0 = Instant::now();
+        let c = &s.config.eval;
+        let r = evaluate(gpt, &s.val_blocks, c.max_blocks, c.batch_size, &s.device)?;
+        self.logger.scalar("eval/loss", r.loss, step);
+        self.logger.scalar("eval/ppl", r.ppl, step);
+        if step == 0 {
+            self.logger
+                .scalar("eval/unigram_entropy", self.unigram, step);
+        }
+        self.bar
+            .println(console::format_eval_line(step, r.loss, r.ppl));
+        if c.sample_tokens > 0 {
+            let text = self.sample(s, gpt, step)?;
+            self.logger.text("eval/sample", &text, step);
+            self.bar
+                .println(format!("sample: {}", text.replace('\n', " ")));
+        }
+        self.logger.flush();
+        self.last_eval = Some(r);
+        self.interval.excluded += t0.elapsed();
+        Ok(r)
+    }
+
+    fn sample(&self, s: &Session, gpt: &Gpt, step: u64) -> Result<String, TrainError> {
+        let c = &s.config.eval;
+        let mut prompt = self.tokenizer.encode(&c.sample_prompt);
+        if prompt.is_empty() {
+            prompt.push(crate::data::EOT_TOKEN);
+        }
+        // A stream derived from (seed, step), so sampling never shifts the training RNG.
+        let mut rng = Rng::new(s.config.run.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let opts = SampleOptions {
+            max_new_tokens: c.sample_tokens,
+            temperature: c.temperature,
+            top_k: c.top_k,
+            context: s.config.context(),
+        };
+        let new = generate(gpt, &prompt, &opts, &mut rng, &s.device)?;
+        Ok(format!(
+            "{}{}",
+            c.sample_prompt,
+            self.tokenizer.decode(&new)
+        ))
+    }
+
+    pub fn timed_checkpoint(&mut self, s: &mut Session) -> Result<(), TrainError> {
+        let t0 = Instant::now();
+        let path = s.save_checkpoint()?;
+        let secs = t0.elapsed();
+        self.interval.excluded += secs;
+        console::print_line(&self.bar, &format!(
+            "checkpoint {} ({:.2} s)",
+            path.display(),
+            secs.as_secs_f64()
+        ));
+        Ok(())
+    }
+
+    fn check_logger(&mut self) {
+        if let (false, Some(msg)) = (self.warned_logging, self.logger.health()) {
+            console::print_line(&self.bar, &format!(
+                "warning: metrics logging failed, training continues: {msg}"
+            ));
+            self.warned_logging = true;
+        }
+    }
+
+    pub fn finish(self, summary: &TrainSummary) -> Result<(), TrainError> {
+        self.bar.finish_and_clear();
+        let first = summary.first_eval.map(|e| format!("{:.4}", e.loss));
+        eprintln!(
+            "done: {} steps, {} tokens in {:.1} s | val loss {} -> {:.4} (ppl {:.1}) | unigram \
+             baseline {:.4} nats ({})",
+            summary.steps,
+            summary.tokens_seen,
+            summary.wall_seconds,
+            first.unwrap_or_else(|| "(resumed)".into()),
+            summary.final_eval.loss,
+            summary.final_eval.ppl,
+            summary.unigram_entropy,
+            if summary.final_eval.loss < summary.unigram_entropy {
+                "below: the model uses context"
+            } else {
+                "NOT below: the model has not learned to use context yet"
+            }
+        );
+        let path = summary.run_dir.join("summary.json");
+        let json = serde_json::to_vec_pretty(summary)?;
+        std::fs::write(&path, json).map_err(|source| TrainError::Io { path, source })?;
+        self.logger.close()?;
+        Ok(())
+    }
+}

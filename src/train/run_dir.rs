@@ -1,0 +1,123 @@
+//! The run directory: refuses to mix two runs, and checks that a resume uses the same config.
+
+use std::fs;
+use std::path::Path;
+
+use super::{checkpoint, TrainError};
+
+const CONFIG_FILE: &str = "config.toml";
+
+/// Readies `dir` for a run of `config_toml` (the resolved config).
+///
+/// - fresh directory: created, config saved;
+/// - directory holding a run, no `resume`: refused unless `overwrite` (then its checkpoints,
+///   event files, metrics and config are removed first);
+/// - `resume`: the directory must hold a complete checkpoint and the same config.
+pub fn prepare(
+    dir: &Path,
+    config_toml: &str,
+    resume: bool,
+    overwrite: bool,
+) -> Result<(), TrainError> {
+    let io = |source| TrainError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let saved_path = dir.join(CONFIG_FILE);
+    let holds_run = saved_path.exists() || dir.join("checkpoints").exists();
+    if resume {
+        if checkpoint::latest(dir)?.is_none() {
+            return Err(TrainError::RunDir(format!(
+                "{}: --resume given but it holds no complete checkpoint",
+                dir.display()
+            )));
+        }
+        let saved = fs::read_to_string(&saved_path).map_err(io)?;
+        return check_same_config(dir, &saved, config_toml);
+    }
+    if holds_run {
+        if !overwrite {
+            return Err(TrainError::RunDir(format!(
+                "{} already holds a run; pass --resume to continue it or --overwrite to replace it",
+                dir.display()
+            )));
+        }
+        clear(dir)?;
+    }
+    fs::create_dir_all(dir).map_err(io)?;
+    let tmp = dir.join(".config.toml.tmp");
+    fs::write(&tmp, config_toml).map_err(io)?;
+    fs::rename(&tmp, &saved_path).map_err(io)
+}
+
+fn check_same_config(dir: &Path, saved: &str, current: &str) -> Result<(), TrainError> {
+    let parse = |s: &str| s.parse::<toml::Table>().ok();
+    let (Some(a), Some(b)) = (parse(saved), parse(current)) else {
+        return Err(TrainError::RunDir(format!(
+            "{}: {CONFIG_FILE} is unreadable",
+            dir.display()
+        )));
+    };
+    if a == b {
+        return Ok(());
+    }
+    let mut diffs = Vec::new();
+    diff(
+        "",
+        &toml::Value::Table(a),
+        &toml::Value::Table(b),
+        &mut diffs,
+    );
+    Err(TrainError::RunDir(format!(
+        "{}: --resume with a different config than the run's {CONFIG_FILE}: {}",
+        dir.display(),
+        diffs.join(", ")
+    )))
+}
+
+fn diff(prefix: &str, a: &toml::Value, b: &toml::Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (toml::Value::Table(ta), toml::Value::Table(tb)) => {
+            let keys: std::collections::BTreeSet<_> = ta.keys().chain(tb.keys()).collect();
+            for k in keys {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match (ta.get(k), tb.get(k)) {
+                    (Some(x), Some(y)) => diff(&key, x, y, out),
+                    (x, y) => out.push(format!("{key}: {} -> {}", show(x), show(y))),
+                }
+            }
+        }
+        _ if a != b => out.push(format!("{prefix}: {a} -> {b}")),
+        _ => {}
+    }
+}
+
+fn show(v: Option<&toml::Value>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "(unset)".into())
+}
+
+/// Removes what a previous run wrote, and nothing else the user may keep there.
+fn clear(dir: &Path) -> Result<(), TrainError> {
+    let rm_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| TrainError::Io { path, source }
+    };
+    let ckpt = dir.join("checkpoints");
+    if ckpt.exists() {
+        fs::remove_dir_all(&ckpt).map_err(rm_err(&ckpt))?;
+    }
+    for entry in fs::read_dir(dir).map_err(rm_err(dir))? {
+        let path = entry.map_err(rm_err(dir))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let ours = name.starts_with("events.out.tfevents.")
+            || matches!(name, "metrics.jsonl" | CONFIG_FILE | "summary.json");
+        if ours {
+            fs::remove_file(&path).map_err(rm_err(&path))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! Config parsing, overrides and validation messages.
+
+use syllabus::config::Config;
+
+const BASE: &str = r#"
+[data]
+prepared_dir = "data/prepared/x"
+[model]
+preset = "tiny"
+[train]
+steps = 100
+batch_size = 8
+"#;
+
+fn load(text: &str, sets: &[&str]) -> Result<Config, String> {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    Config::from_toml_str(text, "test.toml", &sets).map_err(|e| e.to_string())
+}
+
+#[test]
+fn defaults_fill_in_and_preset_is_expanded() {
+    let c = load(BASE, &[]).unwrap();
+    assert_eq!(c.optim.lr, 6e-4);
+    assert_eq!(c.run.seed, 1337);
+    assert_eq!(c.model.n_layer, Some(4));
+    assert_eq!(c.context(), c.gpt().n_positions);
+    // The saved config round-trips to the same config.
+    assert_eq!(load(&c.to_toml(), &[]).unwrap(), c);
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_field_paths() {
+    let text = r#"
+[run]
+device = "gpu"
+[data]
+prepared_dir = "x"
+val_fraction = 1.5
+[model]
+vocab_size = 4096
+n_positions = 128
+n_layer = 2
+n_head = 5
+d_model = 768
+context_length = 256
+[optim]
+lr = -1.0
+beta2 = 1.0
+[train]
+steps = 10
+batch_size = 0
+"#;
+    let err = load(text, &[]).unwrap_err();
+    for needle in [
+        "run.device must be \"cpu\" or \"cuda:N\"",
+        "data.val_fraction must be in [0, 1)",
+        "model.n_head must divide model.d_model (768 % 5 != 0)",
+        "model.vocab_size (4096) is smaller than the GPT-2 tokenizer's vocabulary (50257)",
+        "model.context_length (256) is longer than the model's n_positions (128)",
+        "optim.lr must be a positive number",
+        "optim.beta2 must be in [0, 1)",
+        "schedule.warmup_steps (100) exceeds train.steps (10)",
+        "train.batch_size must be > 0",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_are_rejected_with_the_key() {
+    let err = load(&format!("{BASE}\n[optim]\nlrr = 1.0\n"), &[]).unwrap_err();
+    assert!(err.contains("unknown field `lrr`"), "{err}");
+    let err = load(&BASE.replace("steps = 100", "steps = \"many\""), &[]).unwrap_err();
+    assert!(
+        err.contains("invalid type") && err.contains("steps"),
+        "{err}"
+    );
+    let err = load(&BASE.replace("tiny", "huge"), &[]).unwrap_err();
+    assert!(
+        err.contains("unknown preset `huge`") && err.contains("gpt2-124m"),
+        "{err}"
+    );
+}
+
+#[test]
+fn set_overrides_are_type_checked_and_limited_to_known_keys() {
+    let c = load(
+        BASE,
+        &[
+            "optim.lr=1e-3",
+            "train.steps=200",
+            "run.name=exp1",
+            "optim.weight_decay=0",
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.optim.lr, 1e-3);
+    assert_eq!(c.train.steps, 200);
+    assert_eq!(c.run.name, "exp1");
+    assert_eq!(
+        c.optim.weight_decay, 0.0,
+        "integer accepted for a float key"
+    );
+    let err = load(BASE, &["train.stepz=3"]).unwrap_err();
+    assert!(err.contains("unknown field `stepz`"), "{err}");
+    let err = load(BASE, &["train.steps=abc"]).unwrap_err();
+    assert!(err.contains("type mismatch for `train.steps`"), "{err}");
+    let err = load(BASE, &["train.steps"]).unwrap_err();
+    assert!(err.contains("expected key.path=value"), "{err}");
+}
