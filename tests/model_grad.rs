@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
+use syllabus::model::lm_head::lm_head_nll;
 use syllabus::model::loss::{token_nll_composed, token_nll_fused};
 use syllabus::model::{Gpt, GptConfig, ModelError, Params};
 use syllabus::rng::Rng;
@@ -370,11 +371,32 @@ fn init_is_deterministic_in_the_seed() -> R {
     Ok(())
 }
 
+#[test]
+fn forward_backward_is_bit_reproducible() -> R {
+    let cfg = cfg(2000, 32, 2, 2, 32);
+    let run = || -> Result<(u32, Vec<u32>), ModelError> {
+        let mut rng = Rng::new(8);
+        let params = Params::init_gpt2(&cfg, &mut rng, &Device::Cpu)?;
+        let (x, y) = (
+            tokens(&mut rng, 4, 32, 2000)?,
+            tokens(&mut rng, 4, 32, 2000)?,
+        );
+        let loss = mean_loss(&Gpt::new(&cfg, &params)?, &x, &y)?;
+        let grads = loss.backward()?;
+        let mut bits = Vec::new();
+        for (_, var) in params.iter() {
+            let g = grads.get(var.as_tensor()).expect("gradient present");
+            bits.extend(flat(g).iter().map(|v| v.to_bits()));
+        }
+        Ok((loss.to_scalar::<f32>()?.to_bits(), bits))
+    };
+    assert!(run()? == run()?, "two identical runs differ");
+    Ok(())
+}
+
 fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    let parsed = std::env::var(key).ok().and_then(|v| v.parse().ok());
+    parsed.unwrap_or(default)
 }
 
 fn time_ms<T>(f: impl Fn() -> Result<T, ModelError>, reps: usize) -> Result<f64, ModelError> {
@@ -392,10 +414,7 @@ fn time_ms<T>(f: impl Fn() -> Result<T, ModelError>, reps: usize) -> Result<f64,
 #[ignore]
 fn bench_tiny_step() -> R {
     let tiny = GptConfig::preset("tiny").expect("tiny preset");
-    let (b, t) = (
-        env_usize("BENCH_B", 16),
-        env_usize("BENCH_T", tiny.n_positions),
-    );
+    let (b, t) = (env_usize("BENCH_B", 16), env_usize("BENCH_T", 128));
     let cfg = GptConfig {
         n_positions: t.max(tiny.n_positions),
         n_layer: env_usize("BENCH_LAYERS", tiny.n_layer),
@@ -403,47 +422,38 @@ fn bench_tiny_step() -> R {
         d_model: env_usize("BENCH_D", tiny.d_model),
         ..tiny
     };
-    let reps = env_usize("BENCH_REPS", 3);
+    let reps = env_usize("BENCH_REPS", 5);
     let mut rng = Rng::new(0);
     let params = Params::init_gpt2(&cfg, &mut rng, &Device::Cpu)?;
     let gpt = Gpt::new(&cfg, &params)?;
-    let v = cfg.vocab_size;
+    let (v, n) = (cfg.vocab_size, b * t);
     let (x, y) = (tokens(&mut rng, b, t, v)?, tokens(&mut rng, b, t, v)?);
     let fwd = time_ms(|| mean_loss(&gpt, &x, &y), reps)?;
     let step = time_ms(|| Ok(mean_loss(&gpt, &x, &y)?.backward()?), reps)?;
-    // lm_head + CE alone, on a random final hidden state.
-    let n = b * t;
-    let hid = Var::from_vec(
-        (0..n * cfg.d_model).map(|_| rng.normal() as f32).collect(),
-        (n, cfg.d_model),
-        &Device::Cpu,
-    )?;
+    // The lm_head + cross-entropy alone, on a random final hidden state [N, D].
+    let hid: Vec<f32> = (0..n * cfg.d_model).map(|_| rng.normal() as f32).collect();
+    let hid = Var::from_vec(hid, (n, cfg.d_model), &Device::Cpu)?;
     let wte = params.get("transformer.wte.weight")?.as_tensor().clone();
     let yf = y.flatten_all()?;
-    let head = |fused: bool| -> Result<f64, ModelError> {
-        time_ms(
-            || {
-                let logits = hid.as_tensor().matmul(&wte.t()?)?; // [N, V]
-                let nll = if fused {
-                    token_nll_fused(&logits, &yf)?
-                } else {
-                    token_nll_composed(&logits, &yf)?
-                };
-                Ok(nll.mean_all()?.backward()?)
-            },
-            reps,
-        )
-    };
-    let (head_fused, head_composed) = (head(true)?, head(false)?);
+    let head = time_ms(
+        || {
+            Ok(lm_head_nll(hid.as_tensor(), &wte, &yf)?
+                .mean_all()?
+                .backward()?)
+        },
+        reps,
+    )?;
+    let tok_s = n as f64 / (step / 1e3);
+    let gflops = cfg.flops_per_token(t) * tok_s / 1e9;
     let threads = candle_core::utils::get_num_threads();
-    let tok = (b * t) as f64;
     println!(
-        "cfg L{} H{} D{} V{} | B{b} T{t} threads {threads}\n  forward(loss) {fwd:.1} ms, forward+backward {step:.1} ms ({:.0} tok/s)\n  lm_head+CE fwd+bwd: fused {head_fused:.1} ms, composed {head_composed:.1} ms; blocks+embeddings ~{:.1} ms\n  model FLOPs/token {:.3e} -> {:.1} GFLOP/s",
-        cfg.n_layer, cfg.n_head, cfg.d_model, v,
-        tok / (step / 1e3),
-        step - head_fused,
-        cfg.flops_per_token(t),
-        cfg.flops_per_token(t) * tok / (step / 1e3) / 1e9,
+        "L{} H{} D{} V{v} B{b} T{t}, {threads} threads: forward {fwd:.0} ms, forward+backward \
+         {step:.0} ms = {tok_s:.0} tok/s ({gflops:.1} GFLOP/s); of which lm_head+CE {head:.0} ms, \
+         blocks+embeddings ~{:.0} ms",
+        cfg.n_layer,
+        cfg.n_head,
+        cfg.d_model,
+        step - head
     );
     Ok(())
 }

@@ -61,10 +61,13 @@ impl Config {
             (text.to_string(), String::new())
         } else {
             let merged = toml::to_string(&table).map_err(|e| parse_err(e.to_string()))?;
-            (merged, format!(" (in the config merged with --set {})", overrides.join(" ")))
+            (
+                merged,
+                format!(" (in the config merged with --set {})", overrides.join(" ")),
+            )
         };
-        let mut config: Config =
-            toml::from_str(&source).map_err(|e| parse_err(format!("{}{suffix}", e.to_string().trim_end())))?;
+        let mut config: Config = toml::from_str(&source)
+            .map_err(|e| parse_err(format!("{}{suffix}", e.to_string().trim_end())))?;
         let problems = config.problems();
         if problems.is_empty() {
             config.expand_model_preset();

@@ -12,6 +12,7 @@ mod header;
 mod inputs;
 pub mod manifest;
 pub mod prepare;
+mod split;
 pub mod stats;
 pub mod store;
 pub mod tokenizer;

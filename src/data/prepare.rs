@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use super::header::{commit_rename, tmp_path};
 use super::inputs::{discover, read_docs, InputFile, RawDoc};
 use super::manifest::{TRAIN_DOCS, TRAIN_STORE, VAL_DOCS, VAL_STORE};
+use super::split::{held_out, text_hash};
 use super::{
     DataError, DocIndex, Gpt2Tokenizer, Manifest, SkipCounts, SourceFile, SourceTotals, SplitInfo,
     TokenStoreWriter, EOT_TOKEN, GPT2_VOCAB_SIZE, MANIFEST_FILE, MANIFEST_FORMAT_VERSION,
@@ -239,7 +240,7 @@ impl State<'_> {
             let is_val = match role {
                 Role::Train => false,
                 Role::Val => true,
-                Role::Both => unit_interval(mix(hash, seed)) < self.opts.val_fraction,
+                Role::Both => held_out(hash, seed, self.opts.val_fraction),
             };
             match role {
                 Role::Train => {
@@ -392,44 +393,5 @@ impl Drop for TempFiles {
         for p in &self.0 {
             let _ = std::fs::remove_file(p); // best effort: garbage either way
         }
-    }
-}
-
-/// FNV-1a over the text: a stable, platform-independent hash (std's hasher is not guaranteed
-/// stable across Rust versions, and the split must never change under a user's feet).
-fn text_hash(text: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in text.as_bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
-/// Mixes the text hash with the seed (SplitMix64 finalizer) so each seed gives an
-/// independent split. Hashing the text rather than the document's position keeps a
-/// document's side fixed when other files are added, and sends duplicates to one side.
-fn mix(hash: u64, seed: u64) -> u64 {
-    let mut z = hash ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn unit_interval(x: u64) -> f64 {
-    (x >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hash_split_is_roughly_the_requested_fraction() {
-        let n = 20_000;
-        let held = (0..n)
-            .filter(|i| unit_interval(mix(text_hash(&format!("doc {i}")), 7)) < 0.1)
-            .count();
-        assert!((1_700..2_300).contains(&held), "{held}");
     }
 }

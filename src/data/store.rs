@@ -363,6 +363,18 @@ mod tests {
     }
 
     #[test]
+    fn zero_byte_file_is_not_a_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("zero.bin");
+        std::fs::write(&path, b"").expect("write");
+        let err = TokenStore::open(&path).expect_err("empty file");
+        assert!(
+            err.to_string().contains("not a syllabus token store"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn empty_store_is_valid() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = TokenStore::create_from(&dir.path().join("e.bin"), 50257, &[]).expect("ok");

@@ -5,12 +5,13 @@
 //!
 //! Every op has a backward (no candle-nn fused LayerNorm / softmax_last_dim, which drop
 //! gradients silently). The residual stream is kept as [B*T, D] so each linear layer is one
-//! 2-D matmul; it is reshaped to [B, H, T, hd] only inside attention.
+//! 2-D matmul; it is reshaped to [B, H, T, hd] only inside attention. The training loss
+//! ([`Gpt::per_sequence_loss`]) fuses the lm_head with the cross-entropy (`lm_head.rs`).
 
 use candle_core::{DType, Device, Tensor, D};
 
 use super::layer_norm::LayerNorm;
-use super::loss::token_nll;
+use super::lm_head::lm_head_nll;
 use super::{GptConfig, ModelError, Params};
 
 /// HF Conv1D: weight stored [in, out], so y = x · W + b.
@@ -141,7 +142,10 @@ impl Gpt {
     /// Logits [B, T, V] (f32) for token ids `idx` [B, T] (u32), T <= n_positions.
     pub fn forward(&self, idx: &Tensor) -> Result<Tensor, ModelError> {
         let (b, t) = self.check_idx(idx, "idx")?;
-        let logits = self.logits_2d(idx, b, t)?; // [B*T, V]
+        let h = self.hidden_2d(idx, b, t)?; // [B*T, D]
+
+        // Tied lm_head: logits = h · wteᵀ; gemm reads the transposed view by strides, no copy.
+        let logits = h.matmul(&self.wte.t()?)?; // [B*T, V]
         Ok(logits.reshape((b, t, self.cfg.vocab_size))?) // [B, T, V]
     }
 
@@ -161,8 +165,10 @@ impl Gpt {
                 targets.dims()
             )));
         }
-        let logits = self.logits_2d(inputs, b, t)?; // [B*T, V]
-        let nll = token_nll(&logits, &targets.flatten_all()?)?; // [B*T]
+        let h = self.hidden_2d(inputs, b, t)?; // [B*T, D]
+
+        // lm_head and cross-entropy fused: the [B*T, V] logits never enter the autograd graph.
+        let nll = lm_head_nll(&h, &self.wte, &targets.flatten_all()?)?; // [B*T]
         Ok(nll.reshape((b, t))?.mean(1)?) // [B]
     }
 
@@ -189,8 +195,8 @@ impl Gpt {
         Ok((b, t))
     }
 
-    /// The whole network up to the logits, on the flattened batch.
-    fn logits_2d(&self, idx: &Tensor, b: usize, t: usize) -> Result<Tensor, ModelError> {
+    /// The whole network up to (and including) the final LayerNorm, on the flattened batch.
+    fn hidden_2d(&self, idx: &Tensor, b: usize, t: usize) -> Result<Tensor, ModelError> {
         let d = self.cfg.d_model;
         let tok = self.wte.index_select(&idx.flatten_all()?, 0)?; // [B*T, D]
         let pos = self.wpe.narrow(0, 0, t)?; // [T, D]
@@ -200,10 +206,7 @@ impl Gpt {
         for block in &self.blocks {
             x = self.block_forward(block, &x, &mask, b, t)?; // [B*T, D]
         }
-        let x = self.ln_f.forward(&x)?; // [B*T, D]
-
-        // Tied lm_head: logits = x · wteᵀ; gemm reads the transposed view by strides, no copy.
-        Ok(x.matmul(&self.wte.t()?)?) // [B*T, V]
+        self.ln_f.forward(&x) // [B*T, D]
     }
 
     fn block_forward(

@@ -7,10 +7,12 @@
 //! - [`layer_norm`]: LayerNorm composed from differentiable ops (candle-nn's fused one drops
 //!   gradients silently, see `docs/candle-notes.md`).
 //! - [`loss`]: per-token cross-entropy, a fused CPU op with a real backward.
+//! - [`lm_head`]: the tied output projection fused with that cross-entropy (CPU training path).
 
 pub mod config;
 pub mod gpt;
 pub mod layer_norm;
+pub mod lm_head;
 pub mod loss;
 pub mod params;
 

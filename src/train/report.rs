@@ -83,7 +83,9 @@ impl Reporter {
 
     fn print_intro(&self, s: &Session) {
         let g = &s.gpt_config;
-        console::print_line(&self.bar, &format!(
+        console::print_line(
+            &self.bar,
+            &format!(
             "model: {} parameters ({} non-embedding) | {} train blocks, {} val blocks of {} tokens \
              | {} tokens/step | run dir {}",
             g.num_params(),
@@ -93,19 +95,22 @@ impl Reporter {
             s.train_blocks.block_len(),
             self.tokens_per_step,
             s.config.run.run_dir().display()
-        ));
-        console::print_line(&self.bar, &format!(
-            "baseline: unigram entropy of the validation tokens = {:.4} nats (a model that \
+        ),
+        );
+        console::print_line(
+            &self.bar,
+            &format!(
+                "baseline: unigram entropy of the validation tokens = {:.4} nats (a model that \
              ignores context cannot do better) | device peak (measured matmul) {:.1} GFLOP/s",
-            self.unigram,
-            self.peak_flops / 1e9
-        ));
+                self.unigram,
+                self.peak_flops / 1e9
+            ),
+        );
         if let Some(p) = &s.resumed_from {
-            console::print_line(&self.bar, &format!(
-                "resumed from {} at step {}",
-                p.display(),
-                s.state.step
-            ));
+            console::print_line(
+                &self.bar,
+                &format!("resumed from {} at step {}", p.display(), s.state.step),
+            );
         }
     }
 
@@ -145,24 +150,30 @@ impl Reporter {
         ] {
             self.logger.scalar(tag, v, step);
         }
-        console::print_line(&self.bar, &console::format_train_line(
-            step,
-            s.config.train.steps,
-            loss,
-            lr,
-            grad_norm,
-            tokens_per_s,
-            step_ms,
-        ));
+        console::print_line(
+            &self.bar,
+            &console::format_train_line(
+                step,
+                s.config.train.steps,
+                loss,
+                lr,
+                grad_norm,
+                tokens_per_s,
+                step_ms,
+            ),
+        );
         self.check_logger();
         self.interval = Interval::new();
     }
 
     pub fn skipped(&mut self, s: &Session, out: &StepOutput) {
-        console::print_line(&self.bar, &format!(
-            "step {}: non-finite loss {} or grad norm {}: update skipped ({} in a row)",
-            s.state.step, out.loss, out.grad_norm, s.state.consecutive_skips
-        ));
+        console::print_line(
+            &self.bar,
+            &format!(
+                "step {}: non-finite loss {} or grad norm {}: update skipped ({} in a row)",
+                s.state.step, out.loss, out.grad_norm, s.state.consecutive_skips
+            ),
+        );
         self.logger.scalar(
             "train/skipped_steps",
             s.state.consecutive_skips as f64,
@@ -222,19 +233,23 @@ impl Reporter {
         let path = s.save_checkpoint()?;
         let secs = t0.elapsed();
         self.interval.excluded += secs;
-        console::print_line(&self.bar, &format!(
-            "checkpoint {} ({:.2} s)",
-            path.display(),
-            secs.as_secs_f64()
-        ));
+        console::print_line(
+            &self.bar,
+            &format!(
+                "checkpoint {} ({:.2} s)",
+                path.display(),
+                secs.as_secs_f64()
+            ),
+        );
         Ok(())
     }
 
     fn check_logger(&mut self) {
         if let (false, Some(msg)) = (self.warned_logging, self.logger.health()) {
-            console::print_line(&self.bar, &format!(
-                "warning: metrics logging failed, training continues: {msg}"
-            ));
+            console::print_line(
+                &self.bar,
+                &format!("warning: metrics logging failed, training continues: {msg}"),
+            );
             self.warned_logging = true;
         }
     }

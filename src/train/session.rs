@@ -34,14 +34,16 @@ pub struct Session {
 impl Session {
     pub fn open(config: &Config, resume: bool, overwrite: bool) -> Result<Self, TrainError> {
         let config_toml = config.to_toml();
-        let run_dir = config.run.run_dir();
-        run_dir::prepare(&run_dir, &config_toml, resume, overwrite)?;
+        // Everything that can fail on bad input is checked before the run directory is
+        // touched, so a failed start leaves no half-made run behind.
         let device = select_device(&config.run.device)?;
         let gpt_config = config.gpt();
         let data = load_data(config)?;
         let block_len = config.context() + 1;
         let train_blocks = Blocks::new(data.train.clone(), block_len)?;
         let val_blocks = Blocks::new(data.val.clone(), block_len)?;
+        let run_dir = config.run.run_dir();
+        run_dir::prepare(&run_dir, &config_toml, resume, overwrite)?;
 
         let mut rng = Rng::new(config.run.seed);
         let params = Params::init_gpt2(&gpt_config, &mut rng, &device)?;

@@ -87,12 +87,16 @@ fn accumulate(
     grads: &candle_core::backprop::GradStore,
 ) -> Result<(), TrainError> {
     for (name, var) in params.iter() {
+        // Detached: candle's gradients keep their backprop op, i.e. a reference to this
+        // step's whole forward graph. Anything derived from them (the AdamW moments) would
+        // chain every step's graph to the next and never free it.
         let g = grads
             .get(var.as_tensor())
-            .ok_or_else(|| TrainError::NoGradient(name.clone()))?;
+            .ok_or_else(|| TrainError::NoGradient(name.clone()))?
+            .detach();
         let sum = match acc.remove(name) {
             Some(prev) => (prev + g)?,
-            None => g.clone(),
+            None => g,
         };
         acc.insert(name.clone(), sum);
     }

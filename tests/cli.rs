@@ -1,0 +1,148 @@
+//! The `syllabus` binary: exit codes and messages for bad input, and prepare -> train ->
+//! sample -> bench end to end on a tiny model.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn syllabus(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_syllabus"))
+        .args(args)
+        .current_dir(cwd)
+        .env("RAYON_NUM_THREADS", "2")
+        .output()
+        .expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const CONFIG: &str = r#"
+[run]
+name = "cli"
+out_dir = "run"
+[data]
+prepared_dir = "prepared"
+[model]
+vocab_size = 50257
+n_positions = 16
+n_layer = 1
+n_head = 2
+d_model = 16
+[schedule]
+warmup_steps = 1
+[train]
+steps = 4
+batch_size = 4
+[eval]
+every = 2
+max_blocks = 4
+sample_tokens = 3
+"#;
+
+#[test]
+fn bad_input_exits_nonzero_with_a_message_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = syllabus(&["prepare", "--input", "missing.txt", "--out", "p"], d);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("missing.txt"), "{}", stderr(&o));
+
+    let o = syllabus(&["train", "--config", "nope.toml"], d);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("nope.toml"), "{}", stderr(&o));
+
+    std::fs::write(
+        d.join("bad.toml"),
+        CONFIG.replace("n_head = 2", "n_head = 3"),
+    )
+    .unwrap();
+    let o = syllabus(
+        &[
+            "train",
+            "--config",
+            "bad.toml",
+            "--set",
+            "train.batch_size=0",
+        ],
+        d,
+    );
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("model.n_head must divide model.d_model (16 % 3 != 0)"),
+        "{e}"
+    );
+    assert!(e.contains("train.batch_size must be > 0"), "{e}");
+
+    std::fs::write(d.join("ok.toml"), CONFIG).unwrap();
+    let o = syllabus(&["train", "--config", "ok.toml"], d);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("holds no prepared data"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = syllabus(&["sample", "--run", "run"], d);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("no complete checkpoint"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn prepare_train_sample_bench_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (train, val) = common::write_corpus(d);
+    let (train, val) = (train.to_str().unwrap(), val.to_str().unwrap());
+    let o = syllabus(
+        &[
+            "prepare", "--input", train, "--val", val, "--out", "prepared",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = syllabus(
+        &[
+            "prepare", "--input", train, "--val", val, "--out", "prepared",
+        ],
+        d,
+    );
+    assert!(
+        !o.status.success(),
+        "second prepare must refuse to overwrite"
+    );
+
+    std::fs::write(d.join("ok.toml"), CONFIG).unwrap();
+    let o = syllabus(&["train", "--config", "ok.toml"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("final val loss"), "{out}");
+    assert!(stderr(&o).contains("unigram entropy"), "{}", stderr(&o));
+
+    let o = syllabus(
+        &[
+            "sample", "--run", "run", "--prompt", "the cat", "--tokens", "5",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("the cat"));
+
+    let o = syllabus(
+        &[
+            "bench", "--config", "ok.toml", "--warmup", "1", "--steps", "2", "--json",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(report["tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert!(report["mfu"].as_f64().unwrap() > 0.0);
+}
