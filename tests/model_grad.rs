@@ -2,7 +2,6 @@
 //! paths, parameter I/O and init determinism. Plus an ignored timing probe (`bench_tiny_step`).
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
 use syllabus::model::lm_head::lm_head_nll;
@@ -391,69 +390,5 @@ fn forward_backward_is_bit_reproducible() -> R {
         Ok((loss.to_scalar::<f32>()?.to_bits(), bits))
     };
     assert!(run()? == run()?, "two identical runs differ");
-    Ok(())
-}
-
-fn env_usize(key: &str, default: usize) -> usize {
-    let parsed = std::env::var(key).ok().and_then(|v| v.parse().ok());
-    parsed.unwrap_or(default)
-}
-
-fn time_ms<T>(f: impl Fn() -> Result<T, ModelError>, reps: usize) -> Result<f64, ModelError> {
-    f()?; // warm-up
-    let start = Instant::now();
-    for _ in 0..reps {
-        f()?;
-    }
-    Ok(start.elapsed().as_secs_f64() * 1e3 / reps as f64)
-}
-
-/// Timing probe, not a test: `cargo test --release --test model_grad -- --ignored --nocapture`.
-/// Shape from env: BENCH_B, BENCH_T, BENCH_LAYERS, BENCH_HEADS, BENCH_D, BENCH_REPS.
-#[test]
-#[ignore]
-fn bench_tiny_step() -> R {
-    let tiny = GptConfig::preset("tiny").expect("tiny preset");
-    let (b, t) = (env_usize("BENCH_B", 16), env_usize("BENCH_T", 128));
-    let cfg = GptConfig {
-        n_positions: t.max(tiny.n_positions),
-        n_layer: env_usize("BENCH_LAYERS", tiny.n_layer),
-        n_head: env_usize("BENCH_HEADS", tiny.n_head),
-        d_model: env_usize("BENCH_D", tiny.d_model),
-        ..tiny
-    };
-    let reps = env_usize("BENCH_REPS", 5);
-    let mut rng = Rng::new(0);
-    let params = Params::init_gpt2(&cfg, &mut rng, &Device::Cpu)?;
-    let gpt = Gpt::new(&cfg, &params)?;
-    let (v, n) = (cfg.vocab_size, b * t);
-    let (x, y) = (tokens(&mut rng, b, t, v)?, tokens(&mut rng, b, t, v)?);
-    let fwd = time_ms(|| mean_loss(&gpt, &x, &y), reps)?;
-    let step = time_ms(|| Ok(mean_loss(&gpt, &x, &y)?.backward()?), reps)?;
-    // The lm_head + cross-entropy alone, on a random final hidden state [N, D].
-    let hid: Vec<f32> = (0..n * cfg.d_model).map(|_| rng.normal() as f32).collect();
-    let hid = Var::from_vec(hid, (n, cfg.d_model), &Device::Cpu)?;
-    let wte = params.get("transformer.wte.weight")?.as_tensor().clone();
-    let yf = y.flatten_all()?;
-    let head = time_ms(
-        || {
-            Ok(lm_head_nll(hid.as_tensor(), &wte, &yf)?
-                .mean_all()?
-                .backward()?)
-        },
-        reps,
-    )?;
-    let tok_s = n as f64 / (step / 1e3);
-    let gflops = cfg.flops_per_token(t) * tok_s / 1e9;
-    let threads = candle_core::utils::get_num_threads();
-    println!(
-        "L{} H{} D{} V{v} B{b} T{t}, {threads} threads: forward {fwd:.0} ms, forward+backward \
-         {step:.0} ms = {tok_s:.0} tok/s ({gflops:.1} GFLOP/s); of which lm_head+CE {head:.0} ms, \
-         blocks+embeddings ~{:.0} ms",
-        cfg.n_layer,
-        cfg.n_head,
-        cfg.d_model,
-        step - head
-    );
     Ok(())
 }

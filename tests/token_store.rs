@@ -410,30 +410,3 @@ fn embedded_default_corpus_prepares() {
         unigram_entropy(&data.val)
     );
 }
-
-/// Throughput on the full shared corpus (not in a fresh checkout, hence ignored).
-#[test]
-#[ignore]
-fn full_shared_corpus_prepares() {
-    let root = Path::new("/work/shared/data/corpus");
-    if !root.exists() {
-        eprintln!("skipped: {} not found", root.display());
-        return;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut o = opts(vec![root.join("train.jsonl.gz")], &dir.path().join("out"));
-    o.val_inputs = vec![root.join("val.jsonl.gz")];
-    let t = std::time::Instant::now();
-    let m = prepare(&o).expect("prepare full corpus");
-    let prep = t.elapsed().as_secs_f64();
-    let t = std::time::Instant::now();
-    let data = load_prepared(&dir.path().join("out")).expect("load");
-    let load = t.elapsed().as_secs_f64();
-    let t = std::time::Instant::now();
-    let h = unigram_entropy(&data.train);
-    eprintln!(
-        "full corpus: prepare {prep:.2} s, load {load:.3} s, entropy {h:.4} in {:.3} s; train {} docs / {} tokens, val {} docs / {} tokens; {:?}",
-        t.elapsed().as_secs_f64(),
-        m.train.documents, m.train.tokens, m.val.documents, m.val.tokens, m.sources
-    );
-}

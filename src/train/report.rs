@@ -192,13 +192,13 @@ impl Reporter {
             self.logger
                 .scalar("eval/unigram_entropy", self.unigram, step);
         }
-        self.bar
-            .println(console::format_eval_line(step, r.loss, r.ppl));
+        let line = console::format_eval_line(step, r.loss, r.ppl);
+        console::print_line(&self.bar, &line);
         if c.sample_tokens > 0 {
             let text = self.sample(s, gpt, step)?;
             self.logger.text("eval/sample", &text, step);
-            self.bar
-                .println(format!("sample: {}", text.replace('\n', " ")));
+            let line = format!("sample: {}", text.replace('\n', " "));
+            console::print_line(&self.bar, &line);
         }
         self.logger.flush();
         self.last_eval = Some(r);
