@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor, Var};
-use syllabus::model::lm_head::lm_head_nll;
 use syllabus::model::loss::{token_nll_composed, token_nll_fused};
 use syllabus::model::{Gpt, GptConfig, ModelError, Params};
 use syllabus::rng::Rng;
