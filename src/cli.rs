@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use syllabus::config::Config;
 use syllabus::data::{self, Gpt2Tokenizer, PrepareOptions};
 use syllabus::generate::{generate, SampleOptions};
+use syllabus::ledger;
 use syllabus::logging::console::config_table;
 use syllabus::model::Gpt;
 use syllabus::perf::{bench, BenchOptions};
@@ -35,6 +36,26 @@ enum Command {
     Sample(SampleArgs),
     /// Measure training throughput (random tokens, after warm-up).
     Bench(BenchArgs),
+    /// Inspect a run's per-block loss ledger (safe while the run is training).
+    Ledger(LedgerArgs),
+}
+
+#[derive(Args)]
+struct LedgerArgs {
+    /// Run directory.
+    run: PathBuf,
+    /// Hardest and easiest blocks to list.
+    #[arg(long, default_value_t = 10)]
+    top_k: usize,
+    /// Histogram rows.
+    #[arg(long, default_value_t = 20)]
+    bins: usize,
+    /// Characters of decoded text shown per listed block.
+    #[arg(long, default_value_t = 80)]
+    preview_chars: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -125,6 +146,7 @@ pub fn run() -> Result<()> {
         Command::Train(a) => train_cmd(a),
         Command::Sample(a) => sample(a),
         Command::Bench(a) => bench_cmd(a),
+        Command::Ledger(a) => ledger_cmd(a),
     }
 }
 
@@ -251,5 +273,23 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     println!("{}", config_table(&rows));
+    Ok(())
+}
+
+fn ledger_cmd(a: LedgerArgs) -> Result<()> {
+    let report = ledger::build_report(
+        &a.run,
+        &ledger::ReportOptions {
+            top_k: a.top_k,
+            bins: a.bins,
+            preview_chars: a.preview_chars,
+            ..Default::default()
+        },
+    )?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render_text());
+    }
     Ok(())
 }

@@ -7,9 +7,11 @@
 pub mod config;
 pub mod data;
 pub mod generate;
+pub mod ledger;
 pub mod logging;
 pub mod model;
 pub mod optim;
 pub mod perf;
 pub mod rng;
+pub mod sampling;
 pub mod train;

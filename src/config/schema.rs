@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::sampling::SamplingConfig;
+use crate::ledger::UpdateRule;
 use crate::model::GptConfig;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -25,6 +27,11 @@ pub struct Config {
     pub checkpoint: CheckpointConfig,
     #[serde(default)]
     pub logging: LoggingConfig,
+    #[serde(default)]
+    pub sampling: SamplingConfig,
+    /// `[ledger]`: EMA weight and forgetting tolerance of the per-block update.
+    #[serde(default)]
+    pub ledger: UpdateRule,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -144,6 +144,22 @@ impl Config {
                 p.push(format!("{name} must be > 0"));
             }
         }
+        let l = &self.ledger;
+        if !(l.ema_alpha > 0.0 && l.ema_alpha <= 1.0) {
+            p.push(format!(
+                "ledger.ema_alpha must be in (0, 1], got {}",
+                l.ema_alpha
+            ));
+        }
+        if l.forget_tolerance.is_nan()
+            || l.forget_tolerance < 0.0
+            || l.forget_tolerance.is_infinite()
+        {
+            p.push(format!(
+                "ledger.forget_tolerance must be >= 0 (nats), got {}",
+                l.forget_tolerance
+            ));
+        }
         if !(self.eval.temperature > 0.0 && self.eval.temperature.is_finite()) {
             p.push(format!(
                 "eval.temperature must be > 0, got {}",

@@ -23,6 +23,8 @@ pub const CHECKPOINT_VERSION: u32 = 1;
 const MODEL_FILE: &str = "model.safetensors";
 const OPTIM_FILE: &str = "optimizer.safetensors";
 const MANIFEST_FILE: &str = "manifest.json";
+/// The ledger as it was at the checkpoint's step (see `ledger::Ledger::snapshot_to`).
+pub const LEDGER_SNAPSHOT: &str = "ledger.bin";
 
 /// Everything besides tensors that a resumed run needs to continue bit for bit.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -75,18 +77,27 @@ fn checkpoints_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoints")
 }
 
-/// Writes a complete checkpoint for `state.step` and prunes all but the newest `keep_last`.
+/// The tensors and state a checkpoint holds.
+pub struct Contents<'a> {
+    pub state: &'a TrainState,
+    pub model: &'a GptConfig,
+    /// The resolved run config (TOML text).
+    pub config_toml: &'a str,
+    pub params: &'a Params,
+    pub optimizer: &'a BTreeMap<String, Tensor>,
+}
+
+/// Writes a complete checkpoint for `contents.state.step` and prunes all but the newest
+/// `keep_last`. `extra` writes further files into the (temporary) checkpoint directory and
+/// returns their names; they are checksummed in the manifest like the tensors.
 pub fn save(
     run_dir: &Path,
-    state: &TrainState,
-    model: &GptConfig,
-    config_toml: &str,
-    params: &Params,
-    optimizer: &BTreeMap<String, Tensor>,
+    contents: &Contents,
+    extra: &mut dyn FnMut(&Path) -> Result<Vec<&'static str>, TrainError>,
     keep_last: usize,
 ) -> Result<PathBuf, TrainError> {
     let dir = checkpoints_dir(run_dir);
-    let name = format!("step_{:08}", state.step);
+    let name = format!("step_{:08}", contents.state.step);
     let tmp = dir.join(format!(".{name}.tmp"));
     let final_path = dir.join(&name);
     if tmp.exists() {
@@ -94,23 +105,26 @@ pub fn save(
     }
     fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
 
-    params.save_safetensors(&tmp.join(MODEL_FILE))?;
-    let optim: HashMap<&str, Tensor> = optimizer
+    contents.params.save_safetensors(&tmp.join(MODEL_FILE))?;
+    let optim: HashMap<&str, Tensor> = contents
+        .optimizer
         .iter()
         .map(|(k, v)| (k.as_str(), v.clone()))
         .collect();
     candle_core::safetensors::save(&optim, tmp.join(OPTIM_FILE))?;
+    let mut names = vec![MODEL_FILE, OPTIM_FILE];
+    names.extend(extra(&tmp)?);
 
-    let files = [MODEL_FILE, OPTIM_FILE]
+    let files = names
         .iter()
         .map(|f| file_entry(&tmp, f))
         .collect::<Result<Vec<_>, _>>()?;
     let manifest = CheckpointManifest {
         format: CHECKPOINT_FORMAT.into(),
         format_version: CHECKPOINT_VERSION,
-        state: state.clone(),
-        model: model.clone(),
-        config: config_toml.into(),
+        state: contents.state.clone(),
+        model: contents.model.clone(),
+        config: contents.config_toml.into(),
         files,
         created_unix: unix_now(),
     };

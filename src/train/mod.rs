@@ -3,7 +3,7 @@
 
 mod batch;
 pub mod checkpoint;
-pub mod data_order;
+mod data_setup;
 mod device;
 pub mod eval;
 mod report;
@@ -13,10 +13,11 @@ pub mod step;
 mod trainer;
 
 pub use batch::load_batch;
+pub use data_setup::load_data;
 pub use device::select_device;
 pub use eval::{evaluate, EvalResult};
-pub use session::{load_data, Session};
-pub use trainer::{train, TrainOptions, TrainSummary};
+pub use session::Session;
+pub use trainer::{train, train_with_registry, TrainOptions, TrainSummary};
 
 use std::path::PathBuf;
 
@@ -32,6 +33,10 @@ pub enum TrainError {
     Candle(#[from] candle_core::Error),
     #[error(transparent)]
     Logging(#[from] crate::logging::LoggingError),
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
+    #[error(transparent)]
+    Sampling(#[from] crate::sampling::SamplingError),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,

@@ -10,6 +10,7 @@ use super::step::StepOutput;
 use super::{evaluate, EvalResult, Session, TrainError, TrainSummary};
 use crate::data::{stats::unigram_entropy, Gpt2Tokenizer};
 use crate::generate::{generate, SampleOptions};
+use crate::ledger::{self, LossMetric};
 use crate::logging::{console, LoggerOptions, MetricsLogger, MetricsSink};
 use crate::model::Gpt;
 use crate::perf::matmul_peak_flops;
@@ -26,6 +27,8 @@ pub struct Reporter {
     interval: Interval,
     last_eval: Option<EvalResult>,
     warned_logging: bool,
+    /// Corpus source names, by source id.
+    sources: Vec<String>,
 }
 
 struct Interval {
@@ -35,6 +38,8 @@ struct Interval {
     loss_sum: f64,
     grad_norm_sum: f64,
     step_ms_sum: f64,
+    /// Training samples per source id in this interval.
+    per_source: Vec<u64>,
 }
 
 impl Interval {
@@ -46,6 +51,7 @@ impl Interval {
             loss_sum: 0.0,
             grad_norm_sum: 0.0,
             step_ms_sum: 0.0,
+            per_source: Vec::new(),
         }
     }
 }
@@ -76,6 +82,7 @@ impl Reporter {
             interval: Interval::new(),
             last_eval: None,
             warned_logging: false,
+            sources: s.data.manifest.sources.clone(),
         };
         r.print_intro(s);
         Ok(r)
@@ -122,6 +129,38 @@ impl Reporter {
         self.last_eval
     }
 
+    /// Counts the step's blocks per corpus source (O(B)).
+    pub fn sampled(&mut self, s: &Session, ids: &[usize]) {
+        let counts = &mut self.interval.per_source;
+        for &id in ids {
+            let src = s.source_of(id) as usize;
+            if counts.len() <= src {
+                counts.resize(src + 1, 0);
+            }
+            counts[src] += 1;
+        }
+    }
+
+    /// `sampler/*`: the policy's phase and active share, and each source's share of the
+    /// interval's training samples.
+    fn log_sampler(&mut self, s: &Session, step: u64) {
+        let r = s.policy.report();
+        self.logger.scalar("sampler/phase", r.phase as f64, step);
+        self.logger
+            .scalar("sampler/active_fraction", r.active_fraction, step);
+        let total: u64 = self.interval.per_source.iter().sum();
+        for (id, &n) in self.interval.per_source.iter().enumerate() {
+            let name = self
+                .sources
+                .get(id)
+                .map(String::as_str)
+                .unwrap_or("unknown");
+            let share = n as f64 / total.max(1) as f64;
+            self.logger
+                .scalar(&format!("sampler/share/{name}"), share, step);
+        }
+    }
+
     pub fn step(&mut self, s: &Session, out: &StepOutput, lr: f64) {
         let iv = &mut self.interval;
         iv.steps += 1;
@@ -150,6 +189,7 @@ impl Reporter {
         ] {
             self.logger.scalar(tag, v, step);
         }
+        self.log_sampler(s, step);
         console::print_line(
             &self.bar,
             &console::format_train_line(
@@ -192,6 +232,12 @@ impl Reporter {
             self.logger
                 .scalar("eval/unigram_entropy", self.unigram, step);
         }
+        if let Some(h) = ledger::loss_histogram(&s.ledger, LossMetric::LastLoss, 30) {
+            self.logger.histogram("ledger/loss", &h, step);
+        }
+        let forgotten = ledger::forgotten_fraction(&s.ledger);
+        self.logger
+            .scalar("ledger/forgotten_fraction", forgotten, step);
         let line = console::format_eval_line(step, r.loss, r.ppl);
         console::print_line(&self.bar, &line);
         if c.sample_tokens > 0 {

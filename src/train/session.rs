@@ -1,19 +1,22 @@
-//! Everything a training run holds, built once: data, model, optimizer, data order, state.
-//! A fresh run initialises from the seed; `resume` restores all of it from the newest
-//! checkpoint, so N steps + resume + K steps equals N + K steps bit for bit on CPU.
+//! Everything a training run holds, built once: data, model, optimizer, sampling policy,
+//! ledger, state. A fresh run initialises from the seed; `resume` restores all of it from the
+//! newest checkpoint (the ledger from the checkpoint's snapshot), so N steps + resume + K steps
+//! equals N + K steps bit for bit on CPU, ledger bytes included.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 
 use super::checkpoint::{self, TrainState};
-use super::data_order::{EpochCursor, ShuffledEpochs};
+use super::data_setup::load_data;
 use super::{run_dir, select_device, TrainError};
 use crate::config::Config;
-use crate::data::{self, Blocks, PrepareOptions, PreparedData};
+use crate::data::{Blocks, PreparedData};
+use crate::ledger::{Ledger, LedgerRead, LEDGER_FILE};
 use crate::model::{Gpt, GptConfig, Params};
 use crate::optim::{AdamW, AdamWParams};
 use crate::rng::Rng;
+use crate::sampling::{PolicyEnv, Registry, SamplingPolicy, StateUpdate};
 
 pub struct Session {
     pub config: Config,
@@ -25,14 +28,20 @@ pub struct Session {
     pub val_blocks: Blocks,
     pub params: Params,
     pub optimizer: AdamW,
-    pub order: ShuffledEpochs,
+    pub policy: Box<dyn SamplingPolicy>,
+    pub ledger: Ledger,
     pub state: TrainState,
     /// Set when the run continued from a checkpoint.
-    pub resumed_from: Option<std::path::PathBuf>,
+    pub resumed_from: Option<PathBuf>,
 }
 
 impl Session {
-    pub fn open(config: &Config, resume: bool, overwrite: bool) -> Result<Self, TrainError> {
+    pub fn open(
+        config: &Config,
+        registry: &Registry,
+        resume: bool,
+        overwrite: bool,
+    ) -> Result<Self, TrainError> {
         let config_toml = config.to_toml();
         // Everything that can fail on bad input is checked before the run directory is
         // touched, so a failed start leaves no half-made run behind.
@@ -42,20 +51,45 @@ impl Session {
         let block_len = config.context() + 1;
         let train_blocks = Blocks::new(data.train.clone(), block_len)?;
         let val_blocks = Blocks::new(data.val.clone(), block_len)?;
+        // The run's one RNG: initial weights first, then the policy's seed.
+        let mut rng = Rng::new(config.run.seed);
+        let params = Params::init_gpt2(&gpt_config, &mut rng, &device)?;
+        let env = PolicyEnv {
+            n_blocks: train_blocks.len(),
+            seed: rng.next_u64(),
+            tokens_per_block: block_len,
+        };
+        let s = &config.sampling;
+        let policy = registry.create(&s.policy, &s.selected_params(), &env)?;
         let run_dir = config.run.run_dir();
         run_dir::prepare(&run_dir, &config_toml, resume, overwrite)?;
 
-        let mut rng = Rng::new(config.run.seed);
-        let params = Params::init_gpt2(&gpt_config, &mut rng, &device)?;
-        let order = ShuffledEpochs::new(train_blocks.len(), &mut rng);
         let optimizer = AdamW::new(&params, adamw_params(config))?;
+        let checkpoint = match resume {
+            true => Some(checkpoint::latest(&run_dir)?.ok_or_else(|| {
+                TrainError::RunDir(format!("{}: no complete checkpoint", run_dir.display()))
+            })?),
+            false => None,
+        };
+        let live = run_dir.join(LEDGER_FILE);
+        let ledger = match &checkpoint {
+            // The live ledger may hold steps after the checkpoint (a crash): replace it with the
+            // checkpoint's snapshot so ledger and weights describe the same step.
+            Some(path) => Ledger::restore_from(&path.join(checkpoint::LEDGER_SNAPSHOT), &live)?,
+            None => Ledger::create_for_blocks(
+                &live,
+                &train_blocks,
+                &data.train_docs,
+                run_id(&config_toml),
+            )?,
+        };
         let state = TrainState {
             step: 0,
             tokens_seen: 0,
             optimizer_updates: 0,
             consecutive_skips: 0,
             rng,
-            data_cursor: serde_json::to_value(order.cursor())?,
+            data_cursor: policy.save_state(),
         };
         let mut session = Session {
             config: config.clone(),
@@ -67,20 +101,18 @@ impl Session {
             val_blocks,
             params,
             optimizer,
-            order,
+            policy,
+            ledger,
             state,
             resumed_from: None,
         };
-        if resume {
-            session.restore(&run_dir)?;
+        if let Some(path) = checkpoint {
+            session.restore(path)?;
         }
         Ok(session)
     }
 
-    fn restore(&mut self, run_dir: &Path) -> Result<(), TrainError> {
-        let path = checkpoint::latest(run_dir)?.ok_or_else(|| {
-            TrainError::RunDir(format!("{}: no complete checkpoint", run_dir.display()))
-        })?;
+    fn restore(&mut self, path: PathBuf) -> Result<(), TrainError> {
         let loaded = checkpoint::load(&path, &self.device)?;
         if loaded.manifest.model != self.gpt_config {
             return Err(TrainError::Checkpoint(format!(
@@ -90,13 +122,22 @@ impl Session {
                 self.gpt_config
             )));
         }
+        let expected = run_id(&self.config_toml);
+        if self.ledger.run_id() != expected {
+            return Err(TrainError::Checkpoint(format!(
+                "{}: the ledger snapshot belongs to another run (run id {:#x}, expected \
+                 {expected:#x})",
+                path.display(),
+                self.ledger.run_id()
+            )));
+        }
         let state = loaded.manifest.state;
-        let cursor: EpochCursor = serde_json::from_value(state.data_cursor.clone())?;
+        self.policy
+            .restore_state(&state.data_cursor, &self.ledger)?;
         self.optimizer = AdamW::new(&loaded.params, adamw_params(&self.config))?;
         self.optimizer
             .load_state(loaded.optimizer, state.optimizer_updates)?;
         self.params = loaded.params;
-        self.order = ShuffledEpochs::from_cursor(self.train_blocks.len(), cursor);
         self.state = state;
         self.resumed_from = Some(path);
         Ok(())
@@ -110,17 +151,62 @@ impl Session {
         ))
     }
 
-    /// Saves a checkpoint of the current state.
-    pub fn save_checkpoint(&mut self) -> Result<std::path::PathBuf, TrainError> {
-        self.state.data_cursor = serde_json::to_value(self.order.cursor())?;
+    /// The policy's block ids for this step; its state changes are written to the ledger.
+    pub fn select_batch(&mut self) -> Result<Vec<usize>, TrainError> {
+        let n = self.config.train.batch_size * self.config.train.grad_accum;
+        let sel = self.policy.next_batch(n, &self.ledger, self.state.step);
+        self.apply(&sel.state_updates)?;
+        Ok(sel.ids)
+    }
+
+    /// Records the training forward pass's per-sequence losses (finite ones only) in the
+    /// ledger, then lets the policy observe them.
+    pub fn record_losses(&mut self, ids: &[usize], losses: &[f32]) -> Result<(), TrainError> {
+        let step = self.state.step;
+        let rule = self.config.ledger;
+        self.ledger.record_losses(ids, losses, step, &rule)?;
+        let (ids, losses): (Vec<usize>, Vec<f32>) = ids
+            .iter()
+            .zip(losses)
+            .filter(|(_, l)| l.is_finite())
+            .map(|(&i, &l)| (i, l))
+            .unzip();
+        let updates = self.policy.observe(&ids, &losses, &self.ledger, step);
+        self.apply(&updates)
+    }
+
+    fn apply(&mut self, updates: &[StateUpdate]) -> Result<(), TrainError> {
+        for u in updates {
+            self.ledger
+                .set_policy_state(u.id, u.policy_state, u.leitner_box)?;
+        }
+        Ok(())
+    }
+
+    /// Source id of a training block (from the ledger row).
+    pub fn source_of(&self, id: usize) -> u16 {
+        self.ledger.record(id).source
+    }
+
+    /// Saves a checkpoint of the current state, with a snapshot of the ledger.
+    pub fn save_checkpoint(&mut self) -> Result<PathBuf, TrainError> {
+        self.state.data_cursor = self.policy.save_state();
         self.state.optimizer_updates = self.optimizer.steps_taken();
+        let ledger = &mut self.ledger;
+        let step = self.state.step;
         checkpoint::save(
             &self.config.run.run_dir(),
-            &self.state,
-            &self.gpt_config,
-            &self.config_toml,
-            &self.params,
-            &self.optimizer.state_tensors(),
+            &checkpoint::Contents {
+                state: &self.state,
+                model: &self.gpt_config,
+                config_toml: &self.config_toml,
+                params: &self.params,
+                optimizer: &self.optimizer.state_tensors(),
+            },
+            &mut |dir: &Path| {
+                ledger.snapshot_to(&dir.join(checkpoint::LEDGER_SNAPSHOT), step)?;
+                Ok(vec![checkpoint::LEDGER_SNAPSHOT])
+            },
             self.config.checkpoint.keep_last,
         )
     }
@@ -135,46 +221,10 @@ fn adamw_params(config: &Config) -> AdamWParams {
     }
 }
 
-/// Loads the prepared token store, preparing it from `data.inputs` first when it is missing.
-pub fn load_data(config: &Config) -> Result<PreparedData, TrainError> {
-    let d = &config.data;
-    if !data::is_prepared(&d.prepared_dir) {
-        if d.inputs.is_empty() {
-            return Err(TrainError::DataSetup(format!(
-                "data.prepared_dir {} holds no prepared data and data.inputs is empty: run \
-                 `syllabus prepare --input ... --out {}` or set data.inputs",
-                d.prepared_dir.display(),
-                d.prepared_dir.display()
-            )));
-        }
-        eprintln!(
-            "preparing {} from {} input path(s) ...",
-            d.prepared_dir.display(),
-            d.inputs.len()
-        );
-        let manifest = data::prepare(&PrepareOptions {
-            inputs: d.inputs.clone(),
-            val_inputs: d.val_inputs.clone(),
-            val_fraction: d.val_fraction,
-            seed: config.run.seed,
-            out_dir: d.prepared_dir.clone(),
-            overwrite: false,
-        })?;
-        eprintln!(
-            "prepared: train {} tokens ({} docs), val {} tokens ({} docs)",
-            manifest.train.tokens,
-            manifest.train.documents,
-            manifest.val.tokens,
-            manifest.val.documents
-        );
-    }
-    let data = data::load_prepared(&d.prepared_dir)?;
-    let vocab = config.gpt().vocab_size as u32;
-    if data.train.vocab_size() > vocab {
-        return Err(TrainError::DataSetup(format!(
-            "token store vocabulary ({}) exceeds model.vocab_size ({vocab})",
-            data.train.vocab_size()
-        )));
-    }
-    Ok(data)
+/// FNV-1a of the resolved config: identifies which run a ledger belongs to, and is the same
+/// for two runs of the same config (so their ledgers can be compared byte for byte).
+fn run_id(config_toml: &str) -> u64 {
+    config_toml.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }

@@ -11,6 +11,7 @@ use super::step::train_step;
 use super::{load_batch, EvalResult, Session, TrainError};
 use crate::config::Config;
 use crate::optim::lr_at;
+use crate::sampling::Registry;
 
 #[derive(Clone, Debug, Default)]
 pub struct TrainOptions {
@@ -39,9 +40,20 @@ pub struct TrainSummary {
     pub skipped_steps: u64,
 }
 
+/// Trains with the built-in sampling policies.
 pub fn train(config: &Config, opts: &TrainOptions) -> Result<TrainSummary, TrainError> {
+    train_with_registry(config, opts, &Registry::builtin())
+}
+
+/// Trains with the policies of `registry` (built-ins plus user policies registered from
+/// outside the crate, see `examples/custom_policy.rs`).
+pub fn train_with_registry(
+    config: &Config,
+    opts: &TrainOptions,
+    registry: &Registry,
+) -> Result<TrainSummary, TrainError> {
     let wall = Instant::now();
-    let mut s = Session::open(config, opts.resume, opts.overwrite)?;
+    let mut s = Session::open(config, registry, opts.resume, opts.overwrite)?;
     let (gpt, gpt_eval) = s.models()?;
     let mut report = Reporter::start(&s)?;
     let total = config.train.steps;
@@ -56,7 +68,7 @@ pub fn train(config: &Config, opts: &TrainOptions) -> Result<TrainSummary, Train
     while s.state.step < total {
         let step = s.state.step;
         let lr = lr_at(step, total, config.optim.lr, &config.schedule);
-        let ids = s.order.next_batch(micro * config.train.grad_accum);
+        let ids = s.select_batch()?;
         let batches = ids
             .chunks(micro)
             .map(|c| load_batch(&s.train_blocks, c, &s.device))
@@ -69,6 +81,8 @@ pub fn train(config: &Config, opts: &TrainOptions) -> Result<TrainSummary, Train
             lr,
             config.optim.grad_clip,
         )?;
+        s.record_losses(&ids, &out.per_sequence)?;
+        report.sampled(&s, &ids);
         s.state.step += 1;
         s.state.tokens_seen += tokens_per_step;
         losses.push(out.loss);
@@ -93,6 +107,8 @@ pub fn train(config: &Config, opts: &TrainOptions) -> Result<TrainSummary, Train
         let last = s.state.step == total || opts.stop_after == Some(s.state.step);
         if last || (config.eval.every > 0 && s.state.step % config.eval.every == 0) {
             report.eval(&s, &gpt_eval, s.state.step)?;
+            // Publish the ledger's generation so readers know how current it is.
+            s.ledger.flush(s.state.step)?;
         }
         if last || (config.checkpoint.every > 0 && s.state.step % config.checkpoint.every == 0) {
             report.timed_checkpoint(&mut s)?;

@@ -1,0 +1,298 @@
+//! Whole-ledger statistics: streaming O(N) passes over the records, for eval-time TensorBoard
+//! logging (`ledger/loss` histogram, `ledger/forgotten_fraction`) and for the report.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use serde::{Deserialize, Serialize};
+
+use super::record::{BlockRecord, LedgerRead};
+use crate::logging::Histogram;
+
+/// Which per-block loss a statistic describes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossMetric {
+    /// The loss the last time the block was trained: one direct measurement, by the model as
+    /// it was at that step. The default: it is what LFR ranks blocks by (the loss recorded in
+    /// the training forward pass), and it has no tuning parameter.
+    #[default]
+    LastLoss,
+    /// The exponential moving average of the block's losses (`UpdateRule::ema_alpha`).
+    EmaLoss,
+}
+
+impl LossMetric {
+    pub fn of(self, r: &BlockRecord) -> f32 {
+        match self {
+            LossMetric::LastLoss => r.last_loss,
+            LossMetric::EmaLoss => r.ema_loss,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LossMetric::LastLoss => "last_loss",
+            LossMetric::EmaLoss => "ema_loss",
+        }
+    }
+}
+
+/// Histogram of `metric` over the seen blocks, bucketed exactly like
+/// [`Histogram::from_values`]; `None` when no block was seen. Two streaming passes over the
+/// ledger (range, then counts), no allocation beyond the buckets: O(N) time, O(bins) memory.
+pub fn loss_histogram(
+    ledger: &(impl LedgerRead + ?Sized),
+    metric: LossMetric,
+    bins: usize,
+) -> Option<Histogram> {
+    histogram_two_pass(|| seen_losses(ledger, metric), bins)
+}
+
+/// Share of seen blocks forgotten at least once (`forget_events >= 1`); 0 when no block was
+/// seen, so the logged scalar is always finite. O(N).
+pub fn forgotten_fraction(ledger: &(impl LedgerRead + ?Sized)) -> f64 {
+    let (mut seen, mut forgotten) = (0u64, 0u64);
+    for id in 0..ledger.len() {
+        let r = ledger.record(id);
+        if r.seen() {
+            seen += 1;
+            forgotten += u64::from(r.forget_events > 0);
+        }
+    }
+    if seen == 0 {
+        0.0
+    } else {
+        forgotten as f64 / seen as f64
+    }
+}
+
+fn seen_losses(
+    ledger: &(impl LedgerRead + ?Sized),
+    metric: LossMetric,
+) -> impl Iterator<Item = f32> + '_ {
+    (0..ledger.len())
+        .map(move |id| ledger.record(id))
+        .filter(BlockRecord::seen)
+        .map(move |r| metric.of(&r))
+}
+
+/// [`Histogram::from_values`] over a re-iterable stream instead of a slice.
+pub(super) fn histogram_two_pass<I: Iterator<Item = f32>>(
+    values: impl Fn() -> I,
+    bins: usize,
+) -> Option<Histogram> {
+    let bins = bins.max(1);
+    let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
+    let (mut num, mut sum, mut sum_squares) = (0u64, 0.0f64, 0.0f64);
+    for v in values().filter(|v| v.is_finite()).map(f64::from) {
+        min = min.min(v);
+        max = max.max(v);
+        num += 1;
+        sum += v;
+        sum_squares += v * v;
+    }
+    if num == 0 {
+        return None;
+    }
+    let width = (max - min) / bins as f64;
+    let mut bucket_counts = vec![0.0; bins];
+    if width > 0.0 {
+        for v in values().filter(|v| v.is_finite()) {
+            let idx = ((f64::from(v) - min) / width) as usize;
+            bucket_counts[idx.min(bins - 1)] += 1.0; // max itself lands at idx == bins
+        }
+    } else {
+        bucket_counts[bins - 1] = num as f64; // all equal: the last bucket ends at that value
+    }
+    let bucket_limits = (1..=bins)
+        .map(|i| {
+            if i == bins {
+                max
+            } else {
+                min + width * i as f64
+            }
+        })
+        .collect();
+    Some(Histogram {
+        min,
+        max,
+        num: num as f64,
+        sum,
+        sum_squares,
+        bucket_limits,
+        bucket_counts,
+    })
+}
+
+/// Nearest-rank quantiles (`values[round(q (n - 1))]` of the sorted values) for ascending
+/// `qs`, by successive `select_nth_unstable` on a shrinking suffix: O(n) per quantile, no
+/// full sort. `values` is reordered. Empty input gives an empty result.
+pub(super) fn quantiles(values: &mut [f32], qs: &[f64]) -> Vec<f32> {
+    let n = values.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut lo = 0;
+    let mut out = Vec::with_capacity(qs.len());
+    for &q in qs {
+        let idx = ((n - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
+        let idx = idx.max(lo); // qs ascending; guards against a caller passing them unsorted
+        let (_, v, _) = values[lo..].select_nth_unstable_by(idx - lo, f32::total_cmp);
+        out.push(*v);
+        lo = idx;
+    }
+    out
+}
+
+/// A block in a top-k list.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Ranked {
+    pub loss: f32,
+    pub id: u64,
+    pub record: BlockRecord,
+}
+
+/// The k best blocks of a stream under an order (hardest: highest loss first; easiest:
+/// lowest first; ties by id), kept in a bounded heap: O(N log k) time, O(k) memory.
+pub(super) struct TopK {
+    k: usize,
+    hardest: bool,
+    heap: BinaryHeap<HeapItem>,
+}
+
+struct HeapItem {
+    r: Ranked,
+    hardest: bool,
+}
+
+impl HeapItem {
+    /// Listing order: `Less` = listed earlier (better).
+    fn listing(&self, other: &Self) -> Ordering {
+        let by_loss = if self.hardest {
+            other.r.loss.total_cmp(&self.r.loss)
+        } else {
+            self.r.loss.total_cmp(&other.r.loss)
+        };
+        by_loss.then(self.r.id.cmp(&other.r.id))
+    }
+}
+
+impl PartialEq for HeapItem {
+    fn eq(&self, other: &Self) -> bool {
+        self.listing(other) == Ordering::Equal
+    }
+}
+impl Eq for HeapItem {}
+impl PartialOrd for HeapItem {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for HeapItem {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.listing(other)
+    }
+}
+
+impl TopK {
+    pub(super) fn new(k: usize, hardest: bool) -> Self {
+        TopK {
+            k,
+            hardest,
+            heap: BinaryHeap::with_capacity(k + 1),
+        }
+    }
+
+    pub(super) fn push(&mut self, r: Ranked) {
+        if self.k == 0 {
+            return;
+        }
+        self.heap.push(HeapItem {
+            r,
+            hardest: self.hardest,
+        });
+        if self.heap.len() > self.k {
+            self.heap.pop(); // the max under the listing order is the worst kept
+        }
+    }
+
+    /// Best first.
+    pub(super) fn into_sorted(self) -> Vec<Ranked> {
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|h| h.r)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streaming_histogram_matches_from_values() {
+        let values: Vec<f32> = (0..500).map(|i| ((i * 37) % 101) as f32 * 0.1).collect();
+        let a = histogram_two_pass(|| values.iter().copied(), 7).expect("non-empty");
+        let b = Histogram::from_values(&values, 7).expect("non-empty");
+        assert_eq!(a, b);
+        let constant = [2.0f32; 4];
+        assert_eq!(
+            histogram_two_pass(|| constant.iter().copied(), 3),
+            Histogram::from_values(&constant, 3)
+        );
+        assert!(histogram_two_pass(std::iter::empty, 3).is_none());
+    }
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let mut v: Vec<f32> = (0..101).rev().map(|i| i as f32).collect();
+        let q = quantiles(&mut v, &[0.0, 0.1, 0.25, 0.5, 0.9, 1.0]);
+        assert_eq!(q, vec![0.0, 10.0, 25.0, 50.0, 90.0, 100.0]);
+        assert!(quantiles(&mut [], &[0.5]).is_empty());
+        assert_eq!(quantiles(&mut [3.0], &[0.0, 1.0]), vec![3.0, 3.0]);
+    }
+
+    #[test]
+    fn top_k_keeps_the_extremes_in_listing_order() {
+        let losses = [3.0, 1.0, 5.0, 1.0, 4.0, 2.0];
+        let mut hard = TopK::new(3, true);
+        let mut easy = TopK::new(3, false);
+        for (id, &loss) in losses.iter().enumerate() {
+            let r = Ranked {
+                loss,
+                id: id as u64,
+                record: BlockRecord::default(),
+            };
+            hard.push(r);
+            easy.push(r);
+        }
+        let ids = |v: Vec<Ranked>| v.iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(hard.into_sorted()), vec![2, 4, 0]);
+        assert_eq!(ids(easy.into_sorted()), vec![1, 3, 5], "ties by id");
+        let mut none = TopK::new(0, true);
+        none.push(Ranked {
+            loss: 1.0,
+            id: 0,
+            record: BlockRecord::default(),
+        });
+        assert!(none.into_sorted().is_empty());
+    }
+
+    #[test]
+    fn ledger_helpers_on_an_in_memory_ledger() {
+        let mut v = vec![BlockRecord::unseen(0); 4];
+        for (i, loss) in [(0usize, 2.0f32), (1, 4.0)] {
+            v[i].times_trained = 1;
+            v[i].last_loss = loss;
+            v[i].ema_loss = loss + 1.0;
+        }
+        v[1].forget_events = 2;
+        assert_eq!(forgotten_fraction(&v), 0.5);
+        let h = loss_histogram(&v, LossMetric::EmaLoss, 2).expect("seen blocks");
+        assert_eq!((h.min, h.max, h.num), (3.0, 5.0, 2.0));
+        assert!(loss_histogram(&vec![BlockRecord::unseen(0)], LossMetric::LastLoss, 2).is_none());
+        assert_eq!(forgotten_fraction(&Vec::<BlockRecord>::new()), 0.0);
+    }
+}

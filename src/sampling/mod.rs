@@ -1,0 +1,149 @@
+//! Sampling policies: which blocks each optimizer step trains on.
+//!
+//! Policies return decisions and the caller acts on them (the burn-train style): a policy never
+//! writes the ledger. One optimizer step `step` with `n = batch_size * grad_accum` sequences:
+//!
+//! 1. `sel = policy.next_batch(n, &ledger, step)`; the caller writes `sel.state_updates` to the
+//!    ledger (phase boundaries emit them), then trains on `sel.ids`.
+//! 2. The ledger records the finite per-sequence losses of the training forward pass (no extra
+//!    scoring passes, methods.md §6).
+//! 3. `updates = policy.observe(ids, losses, &ledger, step)` with the ids whose losses were
+//!    recorded; the caller writes `updates`.
+//!
+//! Checkpoints are taken between steps: `save_state()` holds only small things (cursors, phase,
+//! RNG); per-block state lives in the ledger (`policy_state`, Leitner box), which is snapshotted
+//! with the checkpoint, so `restore_state` rebuilds the big structures (active sets, queues) from
+//! the ledger and the run continues exactly as if it had not stopped.
+//!
+//! Cost: `next_batch` + `observe` are O(B log N) or better per step (B = n). Work that is O(N) or
+//! O(N log N) happens only at boundaries: epoch reshuffles, LFR phase changes, spaced-repetition
+//! epochs, loss-priority rebuilds (amortized over at least `rebuild_fraction * N / B` steps).
+//! Block ids are stored as `u32` (4 bytes per block), so a policy handles up to 2^32 - 1 blocks.
+//!
+//! Built-in policies ([`Registry::builtin`]): `uniform`, `lfr` (Learn-Focus-Review, arXiv
+//! 2409.06131), `loss-priority`, `spaced` (Leitner boxes) and `curriculum`. A user policy is a
+//! type implementing [`SamplingPolicy`] plus a [`PolicyConstructor`] registered under a name
+//! (see `examples/custom_policy.rs`).
+
+mod bitset;
+mod curriculum;
+mod error;
+mod keys;
+mod lfr;
+mod lfr_schedule;
+mod loss_priority;
+mod params;
+mod passes;
+mod registry;
+mod spaced;
+mod uniform;
+
+pub use curriculum::{Curriculum, CurriculumParams, CurriculumScore, Order, Then};
+pub use error::SamplingError;
+pub use lfr::{Lfr, DROPPED};
+pub use lfr_schedule::{DropRule, LfrParams, PhaseKind, PhaseSpec};
+pub use loss_priority::{LossPriority, LossPriorityParams};
+pub use params::{check_problems, parse_params, Score};
+pub use registry::{PolicyConstructor, Registry};
+pub use spaced::{interval as leitner_interval, Spaced, SpacedParams};
+pub use uniform::Uniform;
+
+use crate::ledger::{BlockRecord, LedgerRead};
+
+/// A sampling policy. `Send` so the trainer may run it beside the model on another thread.
+pub trait SamplingPolicy: Send {
+    /// Registry name (`"lfr"`, ...).
+    fn name(&self) -> &str;
+
+    /// Block ids for the next optimizer step (`n = batch_size * grad_accum`), plus per-block
+    /// state changes for the ledger, which the caller writes before training.
+    fn next_batch(&mut self, n: usize, ledger: &dyn LedgerRead, step: u64) -> Selection;
+
+    /// Called after the ledger recorded this step's finite losses for `ids` (the training forward
+    /// pass's per-sequence losses, `losses[i]` for `ids[i]`). Returns state changes.
+    fn observe(
+        &mut self,
+        ids: &[usize],
+        losses: &[f32],
+        ledger: &dyn LedgerRead,
+        step: u64,
+    ) -> Vec<StateUpdate>;
+
+    /// Small serialisable state for checkpoints (cursors, phase, RNG).
+    fn save_state(&self) -> serde_json::Value;
+
+    /// Restores `save_state`'s output on a policy built with the same parameters and env, given
+    /// the ledger snapshotted with the same checkpoint.
+    fn restore_state(
+        &mut self,
+        state: &serde_json::Value,
+        ledger: &dyn LedgerRead,
+    ) -> Result<(), SamplingError>;
+
+    /// Phase and eligibility, for TensorBoard (`sampler/phase`, `sampler/active_fraction`).
+    fn report(&self) -> PolicyReport;
+}
+
+/// What a policy chose for one step.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Selection {
+    /// Block ids to train on, in batch order (length `n`).
+    pub ids: Vec<usize>,
+    /// Ledger state changes to write before training (often empty).
+    pub state_updates: Vec<StateUpdate>,
+}
+
+/// A per-block state change for the ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateUpdate {
+    pub id: usize,
+    /// New `BlockRecord::policy_state` (policy-defined; LFR: 0 active, 1 dropped).
+    pub policy_state: u8,
+    /// New Leitner box, when the policy keeps one (`spaced`).
+    pub leitner_box: Option<u8>,
+}
+
+impl StateUpdate {
+    /// Writes this change into a record (what the trainer's ledger does for each update).
+    pub fn apply_to(&self, record: &mut BlockRecord) {
+        record.policy_state = self.policy_state;
+        if let Some(b) = self.leitner_box {
+            record.set_leitner_box(b);
+        }
+    }
+}
+
+/// Applies updates to an in-memory ledger, in order (later updates of one id win).
+/// Out-of-range ids are ignored: policies only emit ids below the ledger length.
+pub fn apply_updates(ledger: &mut [BlockRecord], updates: &[StateUpdate]) {
+    for u in updates {
+        if let Some(r) = ledger.get_mut(u.id) {
+            u.apply_to(r);
+        }
+    }
+}
+
+/// What a policy is built for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyEnv {
+    /// Training blocks; ids are `0..n_blocks`.
+    pub n_blocks: usize,
+    /// Seed of the policy's random stream; the trainer draws it from the run's one RNG.
+    pub seed: u64,
+    /// Tokens per block (context + 1), for information.
+    pub tokens_per_block: usize,
+}
+
+/// Where a policy stands, for logging.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PolicyReport {
+    /// Phase index (policy-defined; LFR: index in the expanded schedule).
+    pub phase: u32,
+    pub phase_name: String,
+    /// Share of blocks currently eligible for training, in [0, 1].
+    pub active_fraction: f64,
+    /// Epoch (pass) index, policy-defined (see each policy).
+    pub epoch: u64,
+    /// Further named scalars (e.g. `dropped`, `queue_len`).
+    pub extra: Vec<(String, f64)>,
+}
