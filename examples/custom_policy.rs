@@ -6,8 +6,9 @@
 //! the whole contract: its own params table with unknown keys rejected, per-block data read from
 //! the ledger, checkpointable state, and a report.
 //!
-//! `cargo run --release --example custom_policy` picks a few batches on an in-memory ledger.
-//! In a config, after registering the policy in your own binary:
+//! `cargo run --release --example custom_policy` picks a few batches on an in-memory ledger;
+//! `cargo run --release --example custom_policy -- configs/tiny.toml 30` also trains 30 steps
+//! with it ([`train_with`]). In a config, after registering the policy in your own binary:
 //!
 //! ```toml
 //! [sampling]
@@ -263,7 +264,41 @@ pub fn pick(
     Ok((batches, counts.iter().map(|&c| c as f64 / total).collect()))
 }
 
-pub fn main() -> Result<(), SamplingError> {
+/// Trains `steps` steps of the config at `path` with this policy selected, through the same
+/// trainer as `syllabus train` (`train_with_registry` takes the extended registry).
+pub fn train_with(
+    path: &std::path::Path,
+    steps: u64,
+) -> Result<syllabus::train::TrainSummary, Box<dyn std::error::Error>> {
+    let overrides = [
+        format!("sampling.policy={NAME}"),
+        format!("train.steps={steps}"),
+        format!("schedule.warmup_steps={}", steps.min(10)),
+        "run.name=custom-policy".to_string(),
+    ];
+    let config = syllabus::config::Config::load(path, &overrides)?;
+    let opts = syllabus::train::TrainOptions {
+        overwrite: true,
+        ..Default::default()
+    };
+    Ok(syllabus::train::train_with_registry(
+        &config,
+        &opts,
+        &registry()?,
+    )?)
+}
+
+pub fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    if let Some(config) = args.next() {
+        let steps = args.next().map(|s| s.parse()).transpose()?.unwrap_or(30);
+        let s = train_with(config.as_ref(), steps)?;
+        println!(
+            "{NAME}: {} steps, val loss {:.4}",
+            s.steps, s.final_eval.loss
+        );
+        return Ok(());
+    }
     println!("registered policies: {}", registry()?.names().join(", "));
     for name in ["uniform", NAME] {
         let (batches, shares) = pick(name, 5, 6)?;

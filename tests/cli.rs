@@ -135,6 +135,24 @@ fn prepare_train_sample_bench_end_to_end() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("the cat"));
 
+    let o = syllabus(&["ledger", "run"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("forgotten") && text.contains("train"),
+        "{text}"
+    );
+    let o = syllabus(&["ledger", "run", "--json", "--top-k", "3"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(report.is_object());
+    let o = syllabus(&["ledger", "nowhere"], d);
+    assert!(
+        !o.status.success() && stderr(&o).contains("nowhere"),
+        "{}",
+        stderr(&o)
+    );
+
     let o = syllabus(
         &[
             "bench", "--config", "ok.toml", "--warmup", "1", "--steps", "2", "--json",

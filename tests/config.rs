@@ -108,3 +108,23 @@ fn set_overrides_are_type_checked_and_limited_to_known_keys() {
     let err = load(BASE, &["train.steps"]).unwrap_err();
     assert!(err.contains("expected key.path=value"), "{err}");
 }
+
+#[test]
+fn sampling_section_keeps_policy_tables_and_rejects_stray_keys() {
+    let c = load(
+        &format!("{BASE}\n[sampling]\npolicy = \"lfr\"\n[sampling.lfr]\ndrop = \"random\"\n"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.sampling.policy, "lfr");
+    assert_eq!(
+        c.sampling.selected_params()["drop"].as_str(),
+        Some("random")
+    );
+    assert_eq!(load(&c.to_toml(), &[]).unwrap(), c, "round trip");
+    assert_eq!(load(BASE, &[]).unwrap().sampling.policy, "uniform");
+    let err = load(&format!("{BASE}\n[sampling]\npolicyy = 3\n"), &[]).unwrap_err();
+    assert!(err.contains("sampling.policyy"), "{err}");
+    let c = load(BASE, &["sampling.policy=spaced"]).unwrap();
+    assert_eq!(c.sampling.policy, "spaced");
+}

@@ -580,7 +580,7 @@ fn restoring_another_policys_state_fails() {
 
 #[test]
 fn custom_policy_example_runs_and_balances_sources() {
-    custom_policy::main().unwrap_or_else(|e| panic!("{e}"));
+    custom_policy::main().unwrap_or_else(|e| panic!("{e}")); // no args: selection demo
     let (batches, shares) =
         custom_policy::pick(custom_policy::NAME, 10, 6).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(batches.len(), 10);
