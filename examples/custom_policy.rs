@@ -24,7 +24,7 @@ use syllabus::ledger::{BlockRecord, LedgerRead};
 use syllabus::rng::Rng;
 use syllabus::sampling::{
     check_problems, parse_params, PolicyEnv, PolicyReport, Registry, SamplingError, SamplingPolicy,
-    Selection, StateUpdate,
+    Selection,
 };
 
 pub const NAME: &str = "source-balanced";
@@ -132,20 +132,7 @@ impl SamplingPolicy for SourceBalanced {
             .filter_map(|_| self.next_id())
             .map(|id| id as usize)
             .collect();
-        Selection {
-            ids,
-            state_updates: Vec::new(),
-        }
-    }
-
-    fn observe(
-        &mut self,
-        _ids: &[usize],
-        _losses: &[f32],
-        _ledger: &dyn LedgerRead,
-        _step: u64,
-    ) -> Vec<StateUpdate> {
-        Vec::new()
+        Selection::ids(ids)
     }
 
     fn save_state(&self) -> serde_json::Value {

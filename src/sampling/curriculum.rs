@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::keys::{id_of, score_desc_then_id, score_then_id};
 use super::params::{block_count, check_ledger, load_state, parse_params, read, save_state};
 use super::passes::{PassCursor, ShuffledPasses};
-use super::{PolicyEnv, PolicyReport, SamplingError, SamplingPolicy, Selection, StateUpdate};
+use super::{PolicyEnv, PolicyReport, SamplingError, SamplingPolicy, Selection};
 use crate::ledger::{BlockRecord, LedgerRead, LedgerReader};
 use crate::rng::Rng;
 
@@ -205,20 +205,7 @@ impl SamplingPolicy for Curriculum {
             .filter_map(|_| self.next_id())
             .map(|id| id as usize)
             .collect();
-        Selection {
-            ids,
-            state_updates: Vec::new(),
-        }
-    }
-
-    fn observe(
-        &mut self,
-        _ids: &[usize],
-        _losses: &[f32],
-        _ledger: &dyn LedgerRead,
-        _step: u64,
-    ) -> Vec<StateUpdate> {
-        Vec::new()
+        Selection::ids(ids)
     }
 
     fn save_state(&self) -> serde_json::Value {

@@ -310,10 +310,7 @@ impl SamplingPolicy for LossPriority {
         }
         let ids = self.select(n, ledger);
         self.samples += ids.len() as u64;
-        Selection {
-            ids,
-            state_updates: Vec::new(),
-        }
+        Selection::ids(ids)
     }
 
     fn observe(

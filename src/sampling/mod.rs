@@ -60,14 +60,17 @@ pub trait SamplingPolicy: Send {
     fn next_batch(&mut self, n: usize, ledger: &dyn LedgerRead, step: u64) -> Selection;
 
     /// Called after the ledger recorded this step's finite losses for `ids` (the training forward
-    /// pass's per-sequence losses, `losses[i]` for `ids[i]`). Returns state changes.
+    /// pass's per-sequence losses, `losses[i]` for `ids[i]`). Returns state changes. The
+    /// default ignores losses (static orders such as `uniform` and `curriculum`).
     fn observe(
         &mut self,
-        ids: &[usize],
-        losses: &[f32],
-        ledger: &dyn LedgerRead,
-        step: u64,
-    ) -> Vec<StateUpdate>;
+        _ids: &[usize],
+        _losses: &[f32],
+        _ledger: &dyn LedgerRead,
+        _step: u64,
+    ) -> Vec<StateUpdate> {
+        Vec::new()
+    }
 
     /// Small serialisable state for checkpoints (cursors, phase, RNG).
     fn save_state(&self) -> serde_json::Value;
@@ -91,6 +94,16 @@ pub struct Selection {
     pub ids: Vec<usize>,
     /// Ledger state changes to write before training (often empty).
     pub state_updates: Vec<StateUpdate>,
+}
+
+impl Selection {
+    /// A batch without state changes.
+    pub fn ids(ids: Vec<usize>) -> Self {
+        Self {
+            ids,
+            state_updates: Vec::new(),
+        }
+    }
 }
 
 /// A per-block state change for the ledger.

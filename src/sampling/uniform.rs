@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::params::{block_count, check_ledger, load_state, parse_params, save_state};
 use super::passes::{PassCursor, ShuffledPasses};
-use super::{PolicyEnv, PolicyReport, SamplingError, SamplingPolicy, Selection, StateUpdate};
+use super::{PolicyEnv, PolicyReport, SamplingError, SamplingPolicy, Selection};
 use crate::ledger::LedgerRead;
 use crate::rng::Rng;
 
@@ -62,20 +62,7 @@ impl SamplingPolicy for Uniform {
             .filter_map(|_| self.passes.take_cycling())
             .map(|id| id as usize)
             .collect();
-        Selection {
-            ids,
-            state_updates: Vec::new(),
-        }
-    }
-
-    fn observe(
-        &mut self,
-        _ids: &[usize],
-        _losses: &[f32],
-        _ledger: &dyn LedgerRead,
-        _step: u64,
-    ) -> Vec<StateUpdate> {
-        Vec::new()
+        Selection::ids(ids)
     }
 
     fn save_state(&self) -> serde_json::Value {
