@@ -126,21 +126,12 @@ impl Params {
     }
 
     /// The current values, detached from any graph. These share storage with the Vars (no
-    /// copy, cannot fail): an optimizer step (`Var::set` writes in place) changes them. Fine for
-    /// a synchronous save; use [`Params::snapshot`] to keep values across steps.
+    /// copy, cannot fail): an optimizer step (`Var::set` writes in place) changes them, so use
+    /// them for a synchronous save, not to keep values across steps.
     pub fn to_tensors(&self) -> BTreeMap<String, Tensor> {
         self.vars
             .iter()
             .map(|(k, v)| (k.clone(), v.as_detached_tensor()))
-            .collect()
-    }
-
-    /// Deep copies of the current values: owned, unaffected by later optimizer steps (e.g. for a
-    /// checkpoint written on another thread).
-    pub fn snapshot(&self) -> Result<BTreeMap<String, Tensor>, ModelError> {
-        self.vars
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), v.as_detached_tensor().copy()?)))
             .collect()
     }
 

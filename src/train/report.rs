@@ -67,11 +67,12 @@ impl Reporter {
                 jsonl: c.logging.jsonl,
             },
         )?;
-        eprintln!("{}", console::config_table(&c.table_rows()));
+        let rows = c.table_rows();
+        eprintln!("{}", console::config_table(&rows));
         let unigram = unigram_entropy(&s.data.val);
         let peak_flops = matmul_peak_flops(&s.device)?;
         let ctx = c.context();
-        let r = Reporter {
+        let mut r = Reporter {
             logger,
             bar: console::progress_bar(c.train.steps, s.state.step),
             tokenizer: Gpt2Tokenizer::new()?,
@@ -85,6 +86,9 @@ impl Reporter {
             sources: s.data.manifest.sources.clone(),
         };
         r.print_intro(s);
+        // The resolved config in TensorBoard's text tab, next to the curves it produced.
+        r.logger
+            .text("config", &console::markdown_table(&rows), s.state.step);
         Ok(r)
     }
 
