@@ -46,7 +46,7 @@ pub fn loss_histogram(
     metric: LossMetric,
     bins: usize,
 ) -> Option<Histogram> {
-    histogram_two_pass(|| seen_losses(ledger, metric), bins)
+    Histogram::from_stream(|| seen_losses(ledger, metric), bins)
 }
 
 /// Share of seen blocks forgotten at least once (`forget_events >= 1`); 0 when no block was
@@ -75,54 +75,6 @@ fn seen_losses(
         .map(move |id| ledger.record(id))
         .filter(BlockRecord::seen)
         .map(move |r| metric.of(&r))
-}
-
-/// [`Histogram::from_values`] over a re-iterable stream instead of a slice.
-pub(super) fn histogram_two_pass<I: Iterator<Item = f32>>(
-    values: impl Fn() -> I,
-    bins: usize,
-) -> Option<Histogram> {
-    let bins = bins.max(1);
-    let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
-    let (mut num, mut sum, mut sum_squares) = (0u64, 0.0f64, 0.0f64);
-    for v in values().filter(|v| v.is_finite()).map(f64::from) {
-        min = min.min(v);
-        max = max.max(v);
-        num += 1;
-        sum += v;
-        sum_squares += v * v;
-    }
-    if num == 0 {
-        return None;
-    }
-    let width = (max - min) / bins as f64;
-    let mut bucket_counts = vec![0.0; bins];
-    if width > 0.0 {
-        for v in values().filter(|v| v.is_finite()) {
-            let idx = ((f64::from(v) - min) / width) as usize;
-            bucket_counts[idx.min(bins - 1)] += 1.0; // max itself lands at idx == bins
-        }
-    } else {
-        bucket_counts[bins - 1] = num as f64; // all equal: the last bucket ends at that value
-    }
-    let bucket_limits = (1..=bins)
-        .map(|i| {
-            if i == bins {
-                max
-            } else {
-                min + width * i as f64
-            }
-        })
-        .collect();
-    Some(Histogram {
-        min,
-        max,
-        num: num as f64,
-        sum,
-        sum_squares,
-        bucket_limits,
-        bucket_counts,
-    })
 }
 
 /// Nearest-rank quantiles (`values[round(q (n - 1))]` of the sorted values) for ascending
@@ -234,15 +186,15 @@ mod tests {
     #[test]
     fn streaming_histogram_matches_from_values() {
         let values: Vec<f32> = (0..500).map(|i| ((i * 37) % 101) as f32 * 0.1).collect();
-        let a = histogram_two_pass(|| values.iter().copied(), 7).expect("non-empty");
+        let a = Histogram::from_stream(|| values.iter().copied(), 7).expect("non-empty");
         let b = Histogram::from_values(&values, 7).expect("non-empty");
         assert_eq!(a, b);
         let constant = [2.0f32; 4];
         assert_eq!(
-            histogram_two_pass(|| constant.iter().copied(), 3),
+            Histogram::from_stream(|| constant.iter().copied(), 3),
             Histogram::from_values(&constant, 3)
         );
-        assert!(histogram_two_pass(std::iter::empty, 3).is_none());
+        assert!(Histogram::from_stream(std::iter::empty, 3).is_none());
     }
 
     #[test]

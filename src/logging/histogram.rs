@@ -26,13 +26,22 @@ impl Histogram {
     /// picture of the other few million values. Returns `None` when nothing
     /// finite remains, since an empty histogram has no meaningful min/max.
     pub fn from_values(values: &[f32], buckets: usize) -> Option<Self> {
+        Self::from_stream(|| values.iter().copied(), buckets)
+    }
+
+    /// [`Histogram::from_values`] over a stream that can be produced twice (one pass for the
+    /// range, one for the counts), so huge inputs (a 10^8-block ledger) are never collected.
+    pub fn from_stream<I: Iterator<Item = f32>>(
+        values: impl Fn() -> I,
+        buckets: usize,
+    ) -> Option<Self> {
         let buckets = buckets.max(1);
-        let (min, max, num, sum, sum_squares) = moments(values)?;
+        let (min, max, num, sum, sum_squares) = moments(values())?;
         let width = (max - min) / buckets as f64;
         let mut bucket_counts = vec![0.0; buckets];
         if width > 0.0 {
-            for v in values.iter().filter(|v| v.is_finite()) {
-                let idx = ((f64::from(*v) - min) / width) as usize;
+            for v in values().filter(|v| v.is_finite()) {
+                let idx = ((f64::from(v) - min) / width) as usize;
                 // `max` itself lands at idx == buckets; fold it into the last bucket.
                 bucket_counts[idx.min(buckets - 1)] += 1.0;
             }
@@ -76,12 +85,12 @@ impl Histogram {
 
 /// (min, max, count, sum, sum of squares) over the finite values, in f64 so
 /// that sums over millions of f32 weights do not lose precision.
-fn moments(values: &[f32]) -> Option<(f64, f64, f64, f64, f64)> {
+fn moments(values: impl Iterator<Item = f32>) -> Option<(f64, f64, f64, f64, f64)> {
     let mut min = f64::INFINITY;
     let mut max = f64::NEG_INFINITY;
     let (mut num, mut sum, mut sum_squares) = (0u64, 0.0f64, 0.0f64);
-    for v in values.iter().filter(|v| v.is_finite()) {
-        let v = f64::from(*v);
+    for v in values.filter(|v| v.is_finite()) {
+        let v = f64::from(v);
         min = min.min(v);
         max = max.max(v);
         num += 1;
