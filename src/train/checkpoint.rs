@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
@@ -165,16 +165,32 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
 
 fn file_entry(dir: &Path, name: &str) -> Result<FileEntry, TrainError> {
     let path = dir.join(name);
-    let bytes = fs::read(&path).map_err(io_err(&path))?;
+    let (bytes, crc32) = length_and_crc(&path)?;
     // Sync what safetensors wrote before the directory is renamed into place.
     fs::File::open(&path)
         .and_then(|f| f.sync_all())
         .map_err(io_err(&path))?;
     Ok(FileEntry {
         name: name.into(),
-        bytes: bytes.len() as u64,
-        crc32: crc32fast::hash(&bytes),
+        bytes,
+        crc32,
     })
+}
+
+/// Length and CRC32 of a file, streamed: a 10^8-block ledger snapshot is 3.2 GB.
+fn length_and_crc(path: &Path) -> Result<(u64, u32), TrainError> {
+    let mut file = fs::File::open(path).map_err(io_err(path))?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(io_err(path))?;
+        if n == 0 {
+            return Ok((len, hasher.finalize()));
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
 }
 
 /// Complete checkpoints (`step_N` directories with a manifest), oldest first.
@@ -237,17 +253,14 @@ pub fn load(path: &Path, device: &Device) -> Result<LoadedCheckpoint, TrainError
         )));
     }
     for f in &manifest.files {
-        let p = path.join(&f.name);
-        let bytes = fs::read(&p).map_err(io_err(&p))?;
-        if bytes.len() as u64 != f.bytes {
+        let (len, crc) = length_and_crc(&path.join(&f.name))?;
+        if len != f.bytes {
             return Err(bad(format!(
-                "{} is truncated or altered: {} bytes, manifest says {}",
-                f.name,
-                bytes.len(),
-                f.bytes
+                "{} is truncated or altered: {len} bytes, manifest says {}",
+                f.name, f.bytes
             )));
         }
-        if crc32fast::hash(&bytes) != f.crc32 {
+        if crc != f.crc32 {
             return Err(bad(format!("{} checksum mismatch: file corrupted", f.name)));
         }
     }
