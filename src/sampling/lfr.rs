@@ -233,16 +233,8 @@ impl SamplingPolicy for Lfr {
         Selection { ids, state_updates }
     }
 
-    fn observe(
-        &mut self,
-        _ids: &[usize],
-        _losses: &[f32],
-        _ledger: &dyn LedgerRead,
-        _step: u64,
-    ) -> Vec<StateUpdate> {
-        // The ledger records every trained block's loss; focus boundaries read it from there.
-        Vec::new()
-    }
+    // `observe` keeps the trait's default (no-op): the ledger records every trained block's
+    // loss, and focus boundaries read it from there.
 
     fn save_state(&self) -> serde_json::Value {
         save_state(
