@@ -259,7 +259,7 @@ pub fn train_with(
 ) -> Result<syllabus::train::TrainSummary, Box<dyn std::error::Error>> {
     let overrides = [
         format!("sampling.policy={NAME}"),
-        format!("train.steps={steps}"),
+        format!("budget.steps={steps}"),
         format!("schedule.warmup_steps={}", steps.min(10)),
         "run.name=custom-policy".to_string(),
     ];

@@ -11,7 +11,7 @@ fn main() -> anyhow::Result<()> {
     let path = args.next().unwrap_or_else(|| "configs/tiny.toml".into());
     let steps: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(50);
     let overrides = [
-        format!("train.steps={steps}"),
+        format!("budget.steps={steps}"),
         format!("schedule.warmup_steps={}", steps.min(10)),
         "run.name=from-code".to_string(),
     ];

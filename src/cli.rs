@@ -36,6 +36,9 @@ enum Command {
     Sample(SampleArgs),
     /// Measure training throughput (random tokens, after warm-up).
     Bench(BenchArgs),
+    /// Measure the reference throughput that converts accelerator-hour budgets into steps
+    /// (Languini's protocol) and write it as JSON for `[budget] throughput_file`.
+    Throughput(ThroughputArgs),
     /// Inspect a run's per-block loss ledger (safe while the run is training).
     Ledger(LedgerArgs),
 }
@@ -140,12 +143,32 @@ struct BenchArgs {
     json: bool,
 }
 
+#[derive(Args)]
+struct ThroughputArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Output JSON file.
+    #[arg(long, default_value = "reference_throughput.json")]
+    out: PathBuf,
+    /// Warm-up steps (Languini: 5).
+    #[arg(long, default_value_t = syllabus::budget::LANGUINI_WARMUP)]
+    warmup: usize,
+    /// Timed steps; tokens/s uses their mean (Languini: ~15).
+    #[arg(long, default_value_t = syllabus::budget::LANGUINI_TIMED)]
+    steps: usize,
+    /// Micro-batch sizes to try (comma-separated); the fastest is kept, as Languini's sweep
+    /// does. Default: the config's train.batch_size.
+    #[arg(long, value_delimiter = ',')]
+    batch_sizes: Vec<usize>,
+}
+
 pub fn run() -> Result<()> {
     match Cli::parse().command {
         Command::Prepare(a) => prepare(a),
         Command::Train(a) => train_cmd(a),
         Command::Sample(a) => sample(a),
         Command::Bench(a) => bench_cmd(a),
+        Command::Throughput(a) => throughput_cmd(a),
         Command::Ledger(a) => ledger_cmd(a),
     }
 }
@@ -261,6 +284,11 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         ("backward ms (median)", format!("{:.1}", r.backward_ms)),
         ("optimizer ms (median)", format!("{:.1}", r.optimizer_ms)),
         ("step ms (median)", format!("{:.1}", r.step_ms)),
+        ("step ms (mean)", format!("{:.1}", r.step_ms_mean)),
+        (
+            "forward-only ms (median)",
+            format!("{:.1}", r.forward_only_ms),
+        ),
         ("tokens/s", format!("{:.0}", r.tokens_per_s)),
         ("FLOPs/token", format!("{:.3e}", r.flops_per_token)),
         (
@@ -291,5 +319,50 @@ fn ledger_cmd(a: LedgerArgs) -> Result<()> {
     } else {
         print!("{}", report.render_text());
     }
+    Ok(())
+}
+
+fn throughput_cmd(a: ThroughputArgs) -> Result<()> {
+    let base = load_config(&a.config)?;
+    let sizes = match a.batch_sizes.is_empty() {
+        true => vec![base.train.batch_size],
+        false => a.batch_sizes.clone(),
+    };
+    let mut best: Option<syllabus::budget::ThroughputReference> = None;
+    for b in sizes {
+        let mut set = a.config.set.clone();
+        set.push(format!("train.batch_size={b}"));
+        let config = Config::load(&a.config.config, &set)?;
+        let r = syllabus::budget::measure(&config, a.warmup, a.steps)
+            .with_context(|| format!("measuring batch size {b}"))?;
+        eprintln!(
+            "batch {b} x {} x {}: {:.1} tokens/s train, {:.1} forward-only",
+            r.grad_accum, r.context, r.tokens_per_s, r.forward_tokens_per_s
+        );
+        if best.as_ref().map_or(0.0, |x| x.tokens_per_s) < r.tokens_per_s {
+            best = Some(r);
+        }
+    }
+    let r = best.context("no batch size measured")?;
+    r.write(&a.out)?;
+    let tokens_per_step = (r.batch_size * r.grad_accum * r.context) as f64;
+    let mut rows = vec![
+        ("device".to_string(), r.device.clone()),
+        (
+            "batch x accum x context".into(),
+            format!("{} x {} x {}", r.batch_size, r.grad_accum, r.context),
+        ),
+        ("tokens/s (train)".into(), format!("{:.1}", r.tokens_per_s)),
+        (
+            "tokens/s (forward-only)".into(),
+            format!("{:.1}", r.forward_tokens_per_s),
+        ),
+    ];
+    for (name, hours) in syllabus::budget::COMPUTE_CLASSES {
+        let steps = (hours * 3600.0 * r.tokens_per_s / tokens_per_step).floor();
+        rows.push((format!("steps for class {name}"), format!("{steps:.0}")));
+    }
+    println!("{}", config_table(&rows));
+    println!("wrote {}", a.out.display());
     Ok(())
 }

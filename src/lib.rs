@@ -4,6 +4,7 @@
 //! `optim` (AdamW, schedules), `train` (loop, checkpoints, eval), `logging`
 //! (metrics sinks: TensorBoard, JSONL, console), `config` (TOML schema + validation).
 
+pub mod budget;
 pub mod config;
 pub mod data;
 pub mod generate;

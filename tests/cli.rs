@@ -33,8 +33,9 @@ n_head = 2
 d_model = 16
 [schedule]
 warmup_steps = 1
-[train]
+[budget]
 steps = 4
+[train]
 batch_size = 4
 [eval]
 every = 2

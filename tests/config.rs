@@ -7,8 +7,9 @@ const BASE: &str = r#"
 prepared_dir = "data/prepared/x"
 [model]
 preset = "tiny"
-[train]
+[budget]
 steps = 100
+[train]
 batch_size = 8
 "#;
 
@@ -46,8 +47,9 @@ context_length = 256
 [optim]
 lr = -1.0
 beta2 = 1.0
-[train]
+[budget]
 steps = 10
+[train]
 batch_size = 0
 "#;
     let err = load(text, &[]).unwrap_err();
@@ -59,7 +61,7 @@ batch_size = 0
         "model.context_length (256) is longer than the model's n_positions (128)",
         "optim.lr must be a positive number",
         "optim.beta2 must be in [0, 1)",
-        "schedule.warmup_steps (100) exceeds train.steps (10)",
+        "schedule.warmup_steps (100) exceeds budget.steps (10)",
         "train.batch_size must be > 0",
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
@@ -88,14 +90,14 @@ fn set_overrides_are_type_checked_and_limited_to_known_keys() {
         BASE,
         &[
             "optim.lr=1e-3",
-            "train.steps=200",
+            "budget.steps=200",
             "run.name=exp1",
             "optim.weight_decay=0",
         ],
     )
     .unwrap();
     assert_eq!(c.optim.lr, 1e-3);
-    assert_eq!(c.train.steps, 200);
+    assert_eq!(c.budget.steps, Some(200));
     assert_eq!(c.run.name, "exp1");
     assert_eq!(
         c.optim.weight_decay, 0.0,
@@ -103,9 +105,9 @@ fn set_overrides_are_type_checked_and_limited_to_known_keys() {
     );
     let err = load(BASE, &["train.stepz=3"]).unwrap_err();
     assert!(err.contains("unknown field `stepz`"), "{err}");
-    let err = load(BASE, &["train.steps=abc"]).unwrap_err();
-    assert!(err.contains("type mismatch for `train.steps`"), "{err}");
-    let err = load(BASE, &["train.steps"]).unwrap_err();
+    let err = load(BASE, &["budget.steps=abc"]).unwrap_err();
+    assert!(err.contains("type mismatch for `budget.steps`"), "{err}");
+    let err = load(BASE, &["budget.steps"]).unwrap_err();
     assert!(err.contains("expected key.path=value"), "{err}");
 }
 

@@ -383,7 +383,7 @@ fn synthetic_run(dir: &Path) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(&run).expect("mkdir");
     let config = format!(
         "[data]\nprepared_dir = \"{}\"\n[model]\npreset = \"tiny\"\ncontext_length = 8\n\
-         [train]\nsteps = 1000\nbatch_size = 2\n",
+         [budget]\nsteps = 1000\n[train]\nbatch_size = 2\n",
         prepared.display()
     );
     std::fs::write(run.join("config.toml"), config).expect("write config");

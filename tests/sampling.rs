@@ -494,7 +494,8 @@ fn error_of(name: &str, params: &str) -> String {
 fn registry_rejects_bad_names_keys_and_values() {
     let e = error_of("lrf", "");
     assert!(
-        e.contains("`lrf`") && e.contains("curriculum, lfr, loss-priority, spaced, uniform"),
+        e.contains("`lrf`")
+            && e.contains("curriculum, lfr, loss-priority, online-batch, spaced, uniform"),
         "{e}"
     );
 
@@ -550,7 +551,14 @@ fn registry_register_and_names() {
     let mut r = Registry::builtin();
     assert_eq!(
         r.names(),
-        ["curriculum", "lfr", "loss-priority", "spaced", "uniform"]
+        [
+            "curriculum",
+            "lfr",
+            "loss-priority",
+            "online-batch",
+            "spaced",
+            "uniform"
+        ]
     );
     let dup = r.register("uniform", custom_policy::construct);
     assert!(matches!(dup, Err(SamplingError::DuplicatePolicy(ref n)) if n == "uniform"));

@@ -105,7 +105,7 @@ fn existing_run_is_refused_without_overwrite_and_resume_needs_a_checkpoint() {
 
     let other = common::tiny_config(dir.path(), 3, "");
     let err = train(&other, &resume).unwrap_err().to_string();
-    assert!(err.contains("train.steps: 2 -> 3"), "{err}");
+    assert!(err.contains("budget.steps: 2 -> 3"), "{err}");
 }
 
 #[test]
@@ -219,6 +219,10 @@ repeat_last = 2"#
             .to_string(),
         "[sampling]\npolicy = \"loss-priority\"".to_string(),
         "[sampling]\npolicy = \"spaced\"".to_string(),
+        // Scores a pool each step: 6 of the 9 steps' budget remain after charging (1 + 1/3 per
+        // step), so the stop at 5 splits it.
+        "[sampling]\npolicy = \"online-batch\"\n[sampling.online-batch]\npool_factor = 1.0"
+            .to_string(),
         format!(
             "[sampling]\npolicy = \"curriculum\"\n[sampling.curriculum]\nledger = \"{}\"",
             score_ledger.display()

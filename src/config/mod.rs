@@ -56,6 +56,16 @@ impl Config {
         for arg in overrides {
             overrides::apply(&mut table, arg)?;
         }
+        let old_steps = table
+            .get("train")
+            .and_then(|t| t.get("steps"))
+            .map(|v| v.to_string());
+        if let Some(v) = old_steps {
+            return Err(parse_err(format!(
+                "train.steps moved to the [budget] table: write `[budget]` `steps = {v}` \
+                 (or a tokens, flops or accelerator-hours budget)"
+            )));
+        }
         // Without overrides, deserialise the user's own text so error spans point into it;
         // with overrides, the merged table is re-serialised and the message says so.
         let (source, suffix) = if overrides.is_empty() {

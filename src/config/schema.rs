@@ -21,6 +21,9 @@ pub struct Config {
     #[serde(default)]
     pub schedule: ScheduleConfig,
     pub train: TrainConfig,
+    /// `[budget]`: how much compute the run may spend (steps, tokens, FLOPs or
+    /// accelerator-hours). Required.
+    pub budget: crate::budget::BudgetConfig,
     #[serde(default)]
     pub eval: EvalConfig,
     #[serde(default)]
@@ -32,6 +35,9 @@ pub struct Config {
     /// `[ledger]`: EMA weight and forgetting tolerance of the per-block update.
     #[serde(default)]
     pub ledger: UpdateRule,
+    /// `[perf]`: the peak FLOP/s MFU is reported against.
+    #[serde(default)]
+    pub perf: crate::perf::PerfConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -230,8 +236,6 @@ impl Default for ScheduleConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
-    /// Optimizer steps. Required.
-    pub steps: u64,
     /// Sequences per micro-batch. Required.
     pub batch_size: usize,
     /// Micro-batches per optimizer step. Default 1.

@@ -18,6 +18,8 @@ impl Config {
         }
         self.check_optim(&mut p);
         self.check_train(&mut p);
+        p.extend(self.budget.problems());
+        p.extend(self.perf.problems());
         p
     }
 
@@ -118,10 +120,11 @@ impl Config {
                 s.decay_fraction
             ));
         }
-        if s.warmup_steps > self.train.steps {
+        // Other budgets become steps at the start of the run, which checks them then.
+        if let Some(steps) = self.budget.steps.filter(|&n| s.warmup_steps > n) {
             p.push(format!(
-                "schedule.warmup_steps ({}) exceeds train.steps ({})",
-                s.warmup_steps, self.train.steps
+                "schedule.warmup_steps ({}) exceeds budget.steps ({steps})",
+                s.warmup_steps
             ));
         }
     }
@@ -129,7 +132,6 @@ impl Config {
     fn check_train(&self, p: &mut Vec<String>) {
         let t = &self.train;
         for (name, v) in [
-            ("train.steps", t.steps as usize),
             ("train.batch_size", t.batch_size),
             ("train.grad_accum", t.grad_accum),
             (

@@ -6,7 +6,7 @@ mod schedule;
 
 pub use adamw::{AdamW, AdamWParams};
 pub use clip::{clip_scale, global_grad_norm};
-pub use schedule::lr_at;
+pub use schedule::{lr_at, lr_linear_decay, wsd_decay_start};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OptimError {

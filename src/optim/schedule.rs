@@ -26,17 +26,28 @@ pub fn lr_at(step: u64, total: u64, peak: f64, cfg: &ScheduleConfig) -> f64 {
             min + (peak - min) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
         }
         ScheduleKind::Wsd => {
-            let decay_steps = ((total as f64 * cfg.decay_fraction).round() as u64).max(1);
-            let decay_start = total.saturating_sub(decay_steps).max(warmup);
-            if step < decay_start {
-                peak
-            } else {
-                let span = (last.saturating_sub(decay_start)).max(1) as f64;
-                let p = ((step - decay_start) as f64 / span).min(1.0);
-                peak + (min - peak) * p
+            let decay_start = wsd_decay_start(total, cfg);
+            match step < decay_start {
+                true => peak,
+                false => lr_linear_decay(step, decay_start, total, peak, cfg),
             }
         }
     }
+}
+
+/// First step of WSD's decay: the last `decay_fraction` of `total` steps, never inside warmup.
+pub fn wsd_decay_start(total: u64, cfg: &ScheduleConfig) -> u64 {
+    let decay_steps = ((total as f64 * cfg.decay_fraction).round() as u64).max(1);
+    total.saturating_sub(decay_steps).max(cfg.warmup_steps)
+}
+
+/// Linear decay from `peak` at step `start` to `peak * min_lr_ratio` at step `end - 1` (WSD's
+/// cooldown; also the cooldown a wall-clock cap moves earlier, `budget::WallDecay`).
+pub fn lr_linear_decay(step: u64, start: u64, end: u64, peak: f64, cfg: &ScheduleConfig) -> f64 {
+    let min = peak * cfg.min_lr_ratio;
+    let span = end.saturating_sub(1).saturating_sub(start).max(1) as f64;
+    let p = (step.saturating_sub(start) as f64 / span).min(1.0);
+    peak + (min - peak) * p
 }
 
 #[cfg(test)]

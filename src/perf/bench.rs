@@ -4,7 +4,7 @@
 use candle_core::Tensor;
 use serde::Serialize;
 
-use super::matmul_peak_flops;
+use super::{device_name, matmul_peak_flops};
 use crate::config::Config;
 use crate::model::{Gpt, Params};
 use crate::optim::{AdamW, AdamWParams};
@@ -31,6 +31,12 @@ pub struct BenchReport {
     pub backward_ms: f64,
     pub optimizer_ms: f64,
     pub step_ms: f64,
+    /// Mean over the timed steps, milliseconds (Languini's reference throughput uses the mean).
+    pub step_ms_mean: f64,
+    /// Median forward-only pass over the step's sequences (no backward graph), milliseconds:
+    /// the rate extra scoring work is charged at.
+    pub forward_only_ms: f64,
+    /// Training tokens per second from the median step.
     pub tokens_per_s: f64,
     pub flops_per_token: f64,
     pub peak_flops: f64,
@@ -91,12 +97,14 @@ pub fn bench(config: &Config, opts: BenchOptions) -> Result<BenchReport, TrainEr
             total.push(t0.elapsed().as_secs_f64() * 1e3);
         }
     }
+    let step_ms_mean = total.iter().sum::<f64>() / total.len().max(1) as f64;
+    let forward_only_ms = time_forward_only(&gpt_cfg, &params, &batches, &device, opts)?;
     let step_ms = median(&mut total);
     let tokens_per_s = (micro * accum * ctx) as f64 / (step_ms / 1e3);
     let flops_per_token = gpt_cfg.flops_per_token(ctx);
     let peak_flops = matmul_peak_flops(&device)?;
     Ok(BenchReport {
-        device: format!("{:?}", device.location()),
+        device: device_name(&device),
         threads: candle_core::utils::get_num_threads(),
         params: gpt_cfg.num_params(),
         batch_size: micro,
@@ -107,11 +115,36 @@ pub fn bench(config: &Config, opts: BenchOptions) -> Result<BenchReport, TrainEr
         backward_ms: median(&mut bwd),
         optimizer_ms: median(&mut optim),
         step_ms,
+        step_ms_mean,
+        forward_only_ms,
         tokens_per_s,
         flops_per_token,
         peak_flops,
         mfu: flops_per_token * tokens_per_s / peak_flops,
     })
+}
+
+/// Median time of a forward-only pass over all of `batches` on the inference model.
+fn time_forward_only(
+    cfg: &crate::model::GptConfig,
+    params: &Params,
+    batches: &[(Tensor, Tensor)],
+    device: &candle_core::Device,
+    opts: BenchOptions,
+) -> Result<f64, TrainError> {
+    let gpt = Gpt::new_inference(cfg, params)?;
+    let mut times = Vec::new();
+    for i in 0..opts.warmup_steps.min(2) + opts.timed_steps {
+        let t0 = std::time::Instant::now();
+        for (x, y) in batches {
+            gpt.per_sequence_loss(x, y)?;
+        }
+        device.synchronize()?;
+        if i >= opts.warmup_steps.min(2) {
+            times.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(median(&mut times))
 }
 
 fn median(xs: &mut [f64]) -> f64 {

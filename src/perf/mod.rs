@@ -1,8 +1,10 @@
 //! Throughput measurement: a measured matmul peak for MFU, and `syllabus bench`.
 
 mod bench;
+mod peak;
 
 pub use bench::{bench, BenchOptions, BenchReport};
+pub use peak::{Peak, PeakSetting, PerfConfig, PEAK_PRESETS};
 
 use std::time::Instant;
 
@@ -31,4 +33,25 @@ pub fn matmul_peak_flops(device: &Device) -> candle_core::Result<f64> {
         }
     }
     Ok(2.0 * (n as f64).powi(3) / best)
+}
+
+/// A human name for `device`, recorded with throughput measurements: the CPU model and thread
+/// count, or the CUDA ordinal.
+pub fn device_name(device: &Device) -> String {
+    match device {
+        Device::Cpu => {
+            let model = std::fs::read_to_string("/proc/cpuinfo")
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("model name"))
+                        .and_then(|l| l.split_once(':'))
+                        .map(|(_, v)| v.trim().to_string())
+                })
+                .unwrap_or_else(|| "unknown CPU".into());
+            let threads = candle_core::utils::get_num_threads();
+            format!("cpu: {model} ({threads} threads)")
+        }
+        other => format!("{:?}", other.location()),
+    }
 }

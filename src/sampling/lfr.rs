@@ -230,7 +230,11 @@ impl SamplingPolicy for Lfr {
             .map(|id| id as usize)
             .collect();
         self.cursor.steps_done += 1;
-        Selection { ids, state_updates }
+        Selection {
+            ids,
+            state_updates,
+            score: Vec::new(),
+        }
     }
 
     // `observe` keeps the trait's default (no-op): the ledger records every trained block's

@@ -9,6 +9,12 @@
 //!    scoring passes, methods.md §6).
 //! 3. `updates = policy.observe(ids, losses, &ledger, step)` with the ids whose losses were
 //!    recorded; the caller writes `updates`.
+//! 4. Only if the policy asked (`sel.score`, e.g. a candidate pool for the next step): a
+//!    forward-only pass on the updated weights scores those blocks, and
+//!    `policy.observe_scored(ids, losses, step)` receives them. The ledger keeps training-pass
+//!    losses only. Scoring is charged to the compute budget at the measured forward-only rate
+//!    (issue 4); a policy declares its per-step amount in `scored_per_step` so the budget can be
+//!    converted to steps before step 0.
 //!
 //! Checkpoints are taken between steps: `save_state()` holds only small things (cursors, phase,
 //! RNG); per-block state lives in the ledger (`policy_state`, Leitner box), which is snapshotted
@@ -21,7 +27,8 @@
 //! Block ids are stored as `u32` (4 bytes per block), so a policy handles up to 2^32 - 1 blocks.
 //!
 //! Built-in policies ([`Registry::builtin`]): `uniform`, `lfr` (Learn-Focus-Review, arXiv
-//! 2409.06131), `loss-priority`, `spaced` (Leitner boxes) and `curriculum`. A user policy is a
+//! 2409.06131), `loss-priority`, `spaced` (Leitner boxes), `curriculum` and `online-batch`
+//! (scores a candidate pool each step; the scoring is charged to the budget). A user policy is a
 //! type implementing [`SamplingPolicy`] plus a [`PolicyConstructor`] registered under a name
 //! (see `examples/custom_policy.rs`).
 
@@ -32,6 +39,7 @@ mod keys;
 mod lfr;
 mod lfr_schedule;
 mod loss_priority;
+mod online_batch;
 mod params;
 mod passes;
 mod registry;
@@ -43,6 +51,7 @@ pub use error::SamplingError;
 pub use lfr::{Lfr, DROPPED};
 pub use lfr_schedule::{DropRule, LfrParams, PhaseKind, PhaseSpec};
 pub use loss_priority::{LossPriority, LossPriorityParams};
+pub use online_batch::{OnlineBatch, OnlineBatchParams};
 pub use params::{check_problems, parse_params, Score};
 pub use registry::{PolicyConstructor, Registry};
 pub use spaced::{interval as leitner_interval, Spaced, SpacedParams};
@@ -72,6 +81,18 @@ pub trait SamplingPolicy: Send {
         Vec::new()
     }
 
+    /// Blocks this policy asks to score (forward-only) per step when steps carry `n` sequences:
+    /// the budget plan charges them up front. Default 0 (policies that only train).
+    fn scored_per_step(&self, _n: usize) -> usize {
+        0
+    }
+
+    /// Forward-only losses of the blocks a `Selection::score` asked for, on the weights after
+    /// the step. Default: ignored (only policies that ask for scoring override it).
+    fn observe_scored(&mut self, _ids: &[usize], _losses: &[f32], _step: u64) -> Vec<StateUpdate> {
+        Vec::new()
+    }
+
     /// Small serialisable state for checkpoints (cursors, phase, RNG).
     fn save_state(&self) -> serde_json::Value;
 
@@ -94,6 +115,9 @@ pub struct Selection {
     pub ids: Vec<usize>,
     /// Ledger state changes to write before training (often empty).
     pub state_updates: Vec<StateUpdate>,
+    /// Blocks to score with a forward-only pass after this step's update (charged to the
+    /// budget); their losses go to `observe_scored`. Usually empty.
+    pub score: Vec<usize>,
 }
 
 impl Selection {
@@ -102,6 +126,7 @@ impl Selection {
         Self {
             ids,
             state_updates: Vec::new(),
+            score: Vec::new(),
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{curriculum, lfr, loss_priority, spaced, uniform};
+use super::{curriculum, lfr, loss_priority, online_batch, spaced, uniform};
 use super::{PolicyEnv, SamplingError, SamplingPolicy};
 
 /// Builds a policy from its params table (unknown keys must be rejected) and the run's env.
@@ -23,14 +23,16 @@ impl Registry {
         Self::default()
     }
 
-    /// The built-in policies: `curriculum`, `lfr`, `loss-priority`, `spaced`, `uniform`.
+    /// The built-in policies: `curriculum`, `lfr`, `loss-priority`, `online-batch`, `spaced`,
+    /// `uniform`.
     pub fn builtin() -> Self {
-        let builtins: [(&str, PolicyConstructor); 5] = [
+        let builtins: [(&str, PolicyConstructor); 6] = [
             (uniform::NAME, uniform::construct),
             (lfr::NAME, lfr::construct),
             (loss_priority::NAME, loss_priority::construct),
             (spaced::NAME, spaced::construct),
             (curriculum::NAME, curriculum::construct),
+            (online_batch::NAME, online_batch::construct),
         ];
         let constructors = builtins
             .into_iter()

@@ -210,6 +210,7 @@ impl SamplingPolicy for Spaced {
         Selection {
             ids: ids.into_iter().map(|id| id as usize).collect(),
             state_updates: Vec::new(),
+            score: Vec::new(),
         }
     }
 

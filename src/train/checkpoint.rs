@@ -38,6 +38,10 @@ pub struct TrainState {
     pub rng: Rng,
     /// The data sampler's cursor, as the sampler serialises it.
     pub data_cursor: serde_json::Value,
+    /// Compute spent so far (tokens charged, wall time by activity), so a resumed run
+    /// continues the same budget.
+    #[serde(default)]
+    pub budget: crate::budget::BudgetUsage,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

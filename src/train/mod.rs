@@ -37,6 +37,8 @@ pub enum TrainError {
     Ledger(#[from] crate::ledger::LedgerError),
     #[error(transparent)]
     Sampling(#[from] crate::sampling::SamplingError),
+    #[error(transparent)]
+    Budget(#[from] crate::budget::BudgetError),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,

@@ -13,7 +13,7 @@ use crate::generate::{generate, SampleOptions};
 use crate::ledger::{self, LossMetric};
 use crate::logging::{console, LoggerOptions, MetricsLogger, MetricsSink};
 use crate::model::Gpt;
-use crate::perf::matmul_peak_flops;
+use crate::perf::Peak;
 use crate::rng::Rng;
 
 pub struct Reporter {
@@ -21,7 +21,7 @@ pub struct Reporter {
     bar: ProgressBar,
     tokenizer: Gpt2Tokenizer,
     unigram: f64,
-    peak_flops: f64,
+    peak: Peak,
     flops_per_token: f64,
     tokens_per_step: u64,
     interval: Interval,
@@ -69,15 +69,19 @@ impl Reporter {
         )?;
         let rows = c.table_rows();
         eprintln!("{}", console::config_table(&rows));
+        eprintln!(
+            "budget\n{}",
+            console::config_table(&s.budget.plan().table_rows())
+        );
         let unigram = unigram_entropy(&s.data.val);
-        let peak_flops = matmul_peak_flops(&s.device)?;
+        let peak = c.perf.resolve(&s.device)?;
         let ctx = c.context();
         let mut r = Reporter {
             logger,
-            bar: console::progress_bar(c.train.steps, s.state.step),
+            bar: console::progress_bar(s.budget.final_step(), s.state.step),
             tokenizer: Gpt2Tokenizer::new()?,
             unigram,
-            peak_flops,
+            peak,
             flops_per_token: s.gpt_config.flops_per_token(ctx),
             tokens_per_step: c.train.tokens_per_step(ctx),
             interval: Interval::new(),
@@ -112,9 +116,10 @@ impl Reporter {
             &self.bar,
             &format!(
                 "baseline: unigram entropy of the validation tokens = {:.4} nats (a model that \
-             ignores context cannot do better) | device peak (measured matmul) {:.1} GFLOP/s",
+             ignores context cannot do better) | MFU peak {:.1} GFLOP/s ({})",
                 self.unigram,
-                self.peak_flops / 1e9
+                self.peak.flops / 1e9,
+                self.peak.source
             ),
         );
         if let Some(p) = &s.resumed_from {
@@ -165,7 +170,8 @@ impl Reporter {
         }
     }
 
-    pub fn step(&mut self, s: &Session, out: &StepOutput, lr: f64) {
+    /// Accumulates one step; logs at every `log_every` steps and at the `last` one.
+    pub fn step(&mut self, s: &Session, out: &StepOutput, lr: f64, last: bool) {
         let iv = &mut self.interval;
         iv.steps += 1;
         iv.loss_sum += out.loss;
@@ -173,7 +179,7 @@ impl Reporter {
         iv.step_ms_sum += out.timings.total_ms();
         self.bar.set_position(s.state.step);
         let every = s.config.logging.log_every;
-        if s.state.step % every != 0 && s.state.step != s.config.train.steps {
+        if s.state.step % every != 0 && !last {
             return;
         }
         let now = Instant::now();
@@ -181,7 +187,7 @@ impl Reporter {
         let n = iv.steps as f64;
         let tokens_per_s = (iv.steps * self.tokens_per_step) as f64 / secs.max(1e-9);
         let (loss, grad_norm, step_ms) = (iv.loss_sum / n, iv.grad_norm_sum / n, secs * 1e3 / n);
-        let mfu = self.flops_per_token * tokens_per_s / self.peak_flops;
+        let mfu = self.flops_per_token * tokens_per_s / self.peak.flops;
         let step = s.state.step;
         for (tag, v) in [
             ("train/loss", loss),
@@ -193,12 +199,15 @@ impl Reporter {
         ] {
             self.logger.scalar(tag, v, step);
         }
+        for (tag, v) in s.budget.scalars() {
+            self.logger.scalar(tag, v, step);
+        }
         self.log_sampler(s, step);
         console::print_line(
             &self.bar,
             &console::format_train_line(
                 step,
-                s.config.train.steps,
+                s.budget.final_step(),
                 loss,
                 lr,
                 grad_norm,
@@ -322,6 +331,28 @@ impl Reporter {
             } else {
                 "NOT below: the model has not learned to use context yet"
             }
+        );
+        let u = &summary.budget;
+        eprintln!(
+            "budget: {} ({} of {} planned steps) | theoretical {} | wall {:.3} h: train {:.3}, \
+             eval {:.3}, checkpoints {:.3}, logging {:.3}, calibration {:.3}",
+            match summary.stop {
+                Some(r) => format!("{r:?}"),
+                None => "interrupted (--stop-after)".into(),
+            },
+            summary.steps,
+            summary.planned_steps,
+            summary
+                .theoretical_hours
+                .map_or("n/a (no reference throughput)".into(), |h| format!(
+                    "{h:.4} h"
+                )),
+            u.wall.total / 3600.0,
+            u.wall.train / 3600.0,
+            u.wall.eval / 3600.0,
+            u.wall.checkpoint / 3600.0,
+            u.wall.logging / 3600.0,
+            u.wall.calibration / 3600.0,
         );
         let path = summary.run_dir.join("summary.json");
         let json = serde_json::to_vec_pretty(summary)?;

@@ -9,14 +9,17 @@ use candle_core::Device;
 
 use super::checkpoint::{self, TrainState};
 use super::data_setup::load_data;
-use super::{run_dir, select_device, TrainError};
+use super::{load_batch, run_dir, select_device, TrainError};
+use crate::budget::{
+    self, Activity, BudgetMeter, BudgetPlan, BudgetUsage, ReferenceSource, ThroughputReference,
+};
 use crate::config::Config;
 use crate::data::{Blocks, PreparedData};
 use crate::ledger::{Ledger, LedgerRead, LEDGER_FILE};
 use crate::model::{Gpt, GptConfig, Params};
 use crate::optim::{AdamW, AdamWParams};
 use crate::rng::Rng;
-use crate::sampling::{PolicyEnv, Registry, SamplingPolicy, StateUpdate};
+use crate::sampling::{PolicyEnv, Registry, SamplingPolicy, Selection, StateUpdate};
 
 pub struct Session {
     pub config: Config,
@@ -31,6 +34,8 @@ pub struct Session {
     pub policy: Box<dyn SamplingPolicy>,
     pub ledger: Ledger,
     pub state: TrainState,
+    /// The compute budget: plan (steps) and what has been spent.
+    pub budget: BudgetMeter,
     /// Set when the run continued from a checkpoint.
     pub resumed_from: Option<PathBuf>,
 }
@@ -62,7 +67,18 @@ impl Session {
         let s = &config.sampling;
         let policy = registry.create(&s.policy, &s.selected_params(), &env)?;
         let run_dir = config.run.run_dir();
+        let source = budget::reference_source(config, &run_dir, resume)?;
+        let calibration = std::time::Instant::now();
+        let reference = match source {
+            ReferenceSource::None => None,
+            ReferenceSource::Ready(r) => Some(*r),
+            ReferenceSource::Measure => Some(measure_reference(config)?),
+        };
+        let plan = budget_plan(config, policy.as_ref(), reference)?;
         run_dir::prepare(&run_dir, &config_toml, resume, overwrite)?;
+        if !resume {
+            write_budget_files(&run_dir, &plan)?;
+        }
 
         let optimizer = AdamW::new(&params, adamw_params(config))?;
         let checkpoint = match resume {
@@ -90,7 +106,10 @@ impl Session {
             consecutive_skips: 0,
             rng,
             data_cursor: policy.save_state(),
+            budget: BudgetUsage::default(),
         };
+        let mut meter = BudgetMeter::new(plan.clone(), BudgetUsage::default());
+        meter.add_wall(Activity::Calibration, calibration.elapsed());
         let mut session = Session {
             config: config.clone(),
             config_toml,
@@ -104,10 +123,12 @@ impl Session {
             policy,
             ledger,
             state,
+            budget: meter,
             resumed_from: None,
         };
         if let Some(path) = checkpoint {
             session.restore(path)?;
+            session.budget = BudgetMeter::new(plan, session.state.budget.clone());
         }
         Ok(session)
     }
@@ -151,12 +172,25 @@ impl Session {
         ))
     }
 
-    /// The policy's block ids for this step; its state changes are written to the ledger.
-    pub fn select_batch(&mut self) -> Result<Vec<usize>, TrainError> {
+    /// The policy's choice for this step; its state changes are written to the ledger.
+    pub fn select_batch(&mut self) -> Result<Selection, TrainError> {
         let n = self.config.train.batch_size * self.config.train.grad_accum;
         let sel = self.policy.next_batch(n, &self.ledger, self.state.step);
         self.apply(&sel.state_updates)?;
-        Ok(sel.ids)
+        Ok(sel)
+    }
+
+    /// Scores `ids` with a forward-only pass of `gpt` (the inference view of the current
+    /// weights) for the policy's `observe_scored`. Returns the tokens scored, to be charged.
+    pub fn score_blocks(&mut self, gpt: &Gpt, ids: &[usize]) -> Result<u64, TrainError> {
+        let mut losses = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(self.config.train.batch_size) {
+            let (x, y) = load_batch(&self.train_blocks, chunk, &self.device)?;
+            losses.extend(gpt.per_sequence_loss(&x, &y)?.to_vec1::<f32>()?); // [B]
+        }
+        let updates = self.policy.observe_scored(ids, &losses, self.state.step);
+        self.apply(&updates)?;
+        Ok((ids.len() * self.config.context()) as u64)
     }
 
     /// Records the training forward pass's per-sequence losses (finite ones only) in the
@@ -191,6 +225,7 @@ impl Session {
     /// Saves a checkpoint of the current state, with a snapshot of the ledger.
     pub fn save_checkpoint(&mut self) -> Result<PathBuf, TrainError> {
         self.state.data_cursor = self.policy.save_state();
+        self.state.budget = self.budget.usage();
         self.state.optimizer_updates = self.optimizer.steps_taken();
         let ledger = &mut self.ledger;
         let step = self.state.step;
@@ -210,6 +245,55 @@ impl Session {
             self.config.checkpoint.keep_last,
         )
     }
+}
+
+/// Measures the reference throughput before step 0 (`measure_throughput = true`), with
+/// Languini's warm-up and timed rounds.
+fn measure_reference(config: &Config) -> Result<ThroughputReference, TrainError> {
+    eprintln!("budget: measuring the reference throughput (random tokens, fwd+bwd+optimizer)...");
+    let r = budget::measure(config, budget::LANGUINI_WARMUP, budget::LANGUINI_TIMED)?;
+    Ok(r)
+}
+
+/// The budget as steps for this config and policy.
+fn budget_plan(
+    config: &Config,
+    policy: &dyn SamplingPolicy,
+    reference: Option<ThroughputReference>,
+) -> Result<BudgetPlan, TrainError> {
+    let ctx = config.context();
+    let n = config.train.batch_size * config.train.grad_accum;
+    let plan = BudgetPlan::new(
+        config.budget.amount(),
+        config.train.tokens_per_step(ctx),
+        (policy.scored_per_step(n) * ctx) as u64,
+        config.gpt().flops_per_token(ctx),
+        reference,
+        config.budget.wall_clock_hours,
+        config.budget.rounding,
+    )?;
+    if config.schedule.warmup_steps > plan.planned_steps {
+        return Err(TrainError::Budget(budget::BudgetError::WarmupTooLong {
+            warmup: config.schedule.warmup_steps,
+            planned: plan.planned_steps,
+        }));
+    }
+    Ok(plan)
+}
+
+/// `budget.json` (the plan) and `reference_throughput.json` in a fresh run directory.
+fn write_budget_files(run_dir: &Path, plan: &BudgetPlan) -> Result<(), TrainError> {
+    if let Some(r) = &plan.reference {
+        r.write(&run_dir.join(budget::REFERENCE_FILE))?;
+    }
+    let path = run_dir.join(budget::PLAN_FILE);
+    let tmp = path.with_extension("json.tmp");
+    let io = |source| TrainError::Io {
+        path: path.clone(),
+        source,
+    };
+    std::fs::write(&tmp, serde_json::to_string_pretty(plan)? + "\n").map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)
 }
 
 fn adamw_params(config: &Config) -> AdamWParams {

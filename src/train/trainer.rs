@@ -9,8 +9,8 @@ use serde::Serialize;
 use super::report::Reporter;
 use super::step::train_step;
 use super::{load_batch, EvalResult, Session, TrainError};
+use crate::budget::{Activity, BudgetUsage, StopReason};
 use crate::config::Config;
-use crate::optim::lr_at;
 use crate::sampling::Registry;
 
 #[derive(Clone, Debug, Default)]
@@ -20,14 +20,17 @@ pub struct TrainOptions {
     /// Replace a different run found in the run directory.
     pub overwrite: bool,
     /// Stop (with a checkpoint) after this optimizer step, as if interrupted; the schedule is
-    /// still laid out over `train.steps`. For time-sliced jobs and resume tests.
+    /// still laid out over the budget's planned steps. For time-sliced jobs and resume tests.
     pub stop_after: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainSummary {
     pub run_dir: PathBuf,
+    /// Steps completed (over all sessions of the run).
     pub steps: u64,
+    /// Steps the budget bought (`budget.json`).
+    pub planned_steps: u64,
     pub tokens_seen: u64,
     /// Train loss of every step run in this invocation, in order.
     pub losses: Vec<f64>,
@@ -36,8 +39,15 @@ pub struct TrainSummary {
     /// Entropy of the validation tokens' unigram distribution (nats): the best loss of a
     /// model that ignores context.
     pub unigram_entropy: f64,
+    /// Wall time of this invocation.
     pub wall_seconds: f64,
     pub skipped_steps: u64,
+    /// Why training ended; `None` when `stop_after` interrupted it.
+    pub stop: Option<StopReason>,
+    /// Reference accelerator-hours charged (with a reference throughput).
+    pub theoretical_hours: Option<f64>,
+    /// Tokens charged and wall time by activity, over all sessions of the run.
+    pub budget: BudgetUsage,
 }
 
 /// Trains with the built-in sampling policies.
@@ -56,20 +66,23 @@ pub fn train_with_registry(
     let mut s = Session::open(config, registry, opts.resume, opts.overwrite)?;
     let (gpt, gpt_eval) = s.models()?;
     let mut report = Reporter::start(&s)?;
-    let total = config.train.steps;
     let micro = config.train.batch_size;
-    let tokens_per_step = config.train.tokens_per_step(config.context());
+    let tokens_per_step = s.budget.plan().tokens_per_step;
     let mut losses = Vec::new();
     let mut skipped = 0;
     let mut first_eval = None;
     if s.state.step == 0 {
+        let t = Instant::now();
         first_eval = Some(report.eval(&s, &gpt_eval, 0)?);
+        s.budget.add_wall(Activity::Eval, t.elapsed());
     }
-    while s.state.step < total {
-        let step = s.state.step;
-        let lr = lr_at(step, total, config.optim.lr, &config.schedule);
-        let ids = s.select_batch()?;
-        let batches = ids
+    let mut stop = s.budget.stop_reason(s.state.step);
+    while stop.is_none() {
+        let t = Instant::now();
+        let lr = s.budget.lr(s.state.step, config.optim.lr, &config.schedule);
+        let sel = s.select_batch()?;
+        let batches = sel
+            .ids
             .chunks(micro)
             .map(|c| load_batch(&s.train_blocks, c, &s.device))
             .collect::<Result<Vec<_>, _>>()?;
@@ -81,10 +94,16 @@ pub fn train_with_registry(
             lr,
             config.optim.grad_clip,
         )?;
-        s.record_losses(&ids, &out.per_sequence)?;
-        report.sampled(&s, &ids);
+        s.record_losses(&sel.ids, &out.per_sequence)?;
+        // Scoring runs on the updated weights (the ones the next step trains) and is charged.
+        let scored = match sel.score.is_empty() {
+            true => 0,
+            false => s.score_blocks(&gpt_eval, &sel.score)?,
+        };
         s.state.step += 1;
         s.state.tokens_seen += tokens_per_step;
+        s.budget.charge_step(tokens_per_step, scored);
+        s.budget.add_wall(Activity::Train, t.elapsed());
         losses.push(out.loss);
         if out.applied {
             s.state.consecutive_skips = 0;
@@ -103,15 +122,24 @@ pub fn train_with_registry(
                 });
             }
         }
-        report.step(&s, &out, lr);
-        let last = s.state.step == total || opts.stop_after == Some(s.state.step);
+        s.budget.check_wall_cap(s.state.step, &config.schedule);
+        stop = s.budget.stop_reason(s.state.step);
+        let last = stop.is_some() || opts.stop_after == Some(s.state.step);
+        let t = Instant::now();
+        report.sampled(&s, &sel.ids);
+        report.step(&s, &out, lr, last);
+        s.budget.add_wall(Activity::Logging, t.elapsed());
         if last || (config.eval.every > 0 && s.state.step % config.eval.every == 0) {
+            let t = Instant::now();
             report.eval(&s, &gpt_eval, s.state.step)?;
             // Publish the ledger's generation so readers know how current it is.
             s.ledger.flush(s.state.step)?;
+            s.budget.add_wall(Activity::Eval, t.elapsed());
         }
         if last || (config.checkpoint.every > 0 && s.state.step % config.checkpoint.every == 0) {
+            let t = Instant::now();
             report.timed_checkpoint(&mut s)?;
+            s.budget.add_wall(Activity::Checkpoint, t.elapsed());
         }
         if last {
             break;
@@ -121,9 +149,11 @@ pub fn train_with_registry(
         Some(e) => e,
         None => report.eval(&s, &gpt_eval, s.state.step)?,
     };
+    let usage = s.budget.usage();
     let summary = TrainSummary {
         run_dir: config.run.run_dir(),
         steps: s.state.step,
+        planned_steps: s.budget.plan().planned_steps,
         tokens_seen: s.state.tokens_seen,
         losses,
         first_eval,
@@ -131,6 +161,9 @@ pub fn train_with_registry(
         unigram_entropy: report.unigram_entropy(),
         wall_seconds: wall.elapsed().as_secs_f64(),
         skipped_steps: skipped,
+        stop,
+        theoretical_hours: s.budget.plan().theoretical_hours(s.budget.used_units()),
+        budget: usage,
     };
     report.finish(&summary)?;
     Ok(summary)

@@ -70,8 +70,9 @@ d_model = 16
 lr = 1e-2
 [schedule]
 warmup_steps = 2
-[train]
+[budget]
 steps = {steps}
+[train]
 batch_size = 4
 grad_accum = 2
 [eval]

@@ -1,0 +1,173 @@
+//! Reference throughput: the tokens/s that turns accelerator hours into steps (Languini's
+//! `throughput_test`, methods.md 2.1): random token ids, warm-up steps, then timed forward +
+//! backward + optimizer steps with data loading excluded; tokens/s = tokens per step / mean step
+//! time. The forward-only rate of the same batches is measured alongside, to charge policies'
+//! extra scoring work. Written once as JSON (`syllabus throughput`), never re-measured mid-run.
+
+use std::fs;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::BudgetError;
+use crate::config::Config;
+use crate::model::GptConfig;
+use crate::perf::{bench, BenchOptions};
+
+pub const THROUGHPUT_FORMAT: &str = "syllabus-throughput";
+pub const THROUGHPUT_VERSION: u32 = 1;
+/// Languini's protocol: 5 warm-up rounds, then ~15 timed ones.
+pub const LANGUINI_WARMUP: usize = 5;
+pub const LANGUINI_TIMED: usize = 15;
+/// Forward-only work costs a third of a training step per token when nothing was measured:
+/// 2N of the 6N FLOPs per token (Kaplan et al. 2020).
+pub const FORWARD_COST_BY_FLOPS: f64 = 1.0 / 3.0;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ThroughputReference {
+    pub format: String,
+    pub format_version: u32,
+    /// Training tokens per second (mean step).
+    pub tokens_per_s: f64,
+    /// Forward-only tokens per second on the same batches.
+    pub forward_tokens_per_s: f64,
+    /// `measured` or `config` (a number given in `[budget] tokens_per_s`).
+    pub source: String,
+    pub device: String,
+    pub threads: usize,
+    pub dtype: String,
+    /// Sequences per micro-batch x micro-batches per step.
+    pub batch_size: usize,
+    pub grad_accum: usize,
+    pub context: usize,
+    /// The model shape the rate belongs to (a rate only converts hours for the same model).
+    pub model: Option<GptConfig>,
+    pub warmup_steps: usize,
+    pub timed_steps: usize,
+    /// Step times of the measurement (absent for a rate given in the config).
+    pub step_ms_mean: Option<f64>,
+    pub step_ms_median: Option<f64>,
+    pub syllabus_version: String,
+    pub candle_version: String,
+    pub measured_unix: u64,
+}
+
+impl ThroughputReference {
+    /// A published figure given in the config (`[budget] tokens_per_s`): no model or device
+    /// attached, forward-only work charged by FLOPs.
+    pub fn from_rate(
+        tokens_per_s: f64,
+        batch_size: usize,
+        grad_accum: usize,
+        context: usize,
+    ) -> Self {
+        Self {
+            format: THROUGHPUT_FORMAT.into(),
+            format_version: THROUGHPUT_VERSION,
+            tokens_per_s,
+            forward_tokens_per_s: tokens_per_s / FORWARD_COST_BY_FLOPS,
+            source: "config".into(),
+            device: "reference device (given in config)".into(),
+            threads: 0,
+            dtype: "unknown".into(),
+            batch_size,
+            grad_accum,
+            context,
+            model: None,
+            warmup_steps: 0,
+            timed_steps: 0,
+            step_ms_mean: None,
+            step_ms_median: None,
+            syllabus_version: env!("CARGO_PKG_VERSION").into(),
+            candle_version: env!("SYLLABUS_CANDLE_VERSION").into(),
+            measured_unix: crate::train::checkpoint::unix_now(),
+        }
+    }
+
+    /// Cost of one forward-only token relative to one training token.
+    pub fn forward_cost(&self) -> f64 {
+        self.tokens_per_s / self.forward_tokens_per_s
+    }
+
+    /// Reads and checks a reference file; `model` is the run's shape, which must match.
+    pub fn read(path: &Path, model: &GptConfig) -> Result<Self, BudgetError> {
+        let bad = |message: String| BudgetError::Reference {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let r: Self = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if r.format != THROUGHPUT_FORMAT || r.format_version != THROUGHPUT_VERSION {
+            return Err(bad(format!(
+                "format {:?} v{}, expected {THROUGHPUT_FORMAT:?} v{THROUGHPUT_VERSION}",
+                r.format, r.format_version
+            )));
+        }
+        let rates = [r.tokens_per_s, r.forward_tokens_per_s];
+        if rates.iter().any(|x| !(x.is_finite() && *x > 0.0)) {
+            return Err(bad(format!("rates must be > 0 tokens/s, got {rates:?}")));
+        }
+        if let Some(m) = &r.model {
+            if m != model {
+                return Err(bad(format!(
+                    "measured for another model ({m:?}); this run's model is {model:?}: \
+                     measure it with `syllabus throughput --config <this config>`"
+                )));
+            }
+        }
+        Ok(r)
+    }
+
+    /// Writes atomically (temp file + rename), so a crash never leaves half a file.
+    pub fn write(&self, path: &Path) -> Result<(), BudgetError> {
+        let io = |source| BudgetError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(io)?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        // Invariant: plain numbers and strings serialise.
+        let text = serde_json::to_string_pretty(self).expect("reference serialises");
+        fs::write(&tmp, text + "\n").map_err(io)?;
+        fs::rename(&tmp, path).map_err(io)
+    }
+}
+
+/// Measures the reference throughput of `config`'s model, batch and device.
+pub fn measure(
+    config: &Config,
+    warmup: usize,
+    timed: usize,
+) -> Result<ThroughputReference, BudgetError> {
+    let r = bench(
+        config,
+        BenchOptions {
+            warmup_steps: warmup,
+            timed_steps: timed,
+        },
+    )?;
+    let tokens = (r.batch_size * r.grad_accum * r.context) as f64;
+    Ok(ThroughputReference {
+        format: THROUGHPUT_FORMAT.into(),
+        format_version: THROUGHPUT_VERSION,
+        tokens_per_s: tokens / (r.step_ms_mean / 1e3),
+        forward_tokens_per_s: tokens / (r.forward_only_ms / 1e3),
+        source: "measured".into(),
+        device: r.device,
+        threads: r.threads,
+        dtype: "f32".into(),
+        batch_size: r.batch_size,
+        grad_accum: r.grad_accum,
+        context: r.context,
+        model: Some(config.gpt()),
+        warmup_steps: warmup,
+        timed_steps: timed,
+        step_ms_mean: Some(r.step_ms_mean),
+        step_ms_median: Some(r.step_ms),
+        syllabus_version: env!("CARGO_PKG_VERSION").into(),
+        candle_version: env!("SYLLABUS_CANDLE_VERSION").into(),
+        measured_unix: crate::train::checkpoint::unix_now(),
+    })
+}

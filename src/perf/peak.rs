@@ -1,0 +1,116 @@
+//! The MFU denominator (issue 4): a vendor peak for known accelerators, or a matmul peak
+//! measured in-process (CPU, unknown GPUs).
+//!
+//! MFU = model FLOPs per token (`GptConfig::flops_per_token`: 6N + the attention term, PaLM's
+//! appendix B convention) x tokens/s / peak. Vendor peaks are dense bf16 tensor-core figures
+//! without sparsity, the precision GPT-2 training runs in on these devices.
+
+use candle_core::Device;
+use serde::{Deserialize, Serialize};
+
+use super::matmul_peak_flops;
+
+/// Dense bf16 peaks in FLOP/s, from the vendors' data sheets.
+pub const PEAK_PRESETS: [(&str, f64); 6] = [
+    ("h100", 989.4e12), // H100 SXM5
+    ("h100-pcie", 756.0e12),
+    ("h200", 989.4e12), // same compute die as H100 SXM5
+    ("a100", 312.0e12),
+    ("rtx3090", 71.0e12), // GA102 bf16 with fp32 accumulate (Languini's reference device)
+    ("rtx4090", 165.2e12),
+];
+
+/// `[perf]`: which peak MFU is computed against.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PerfConfig {
+    /// `"measured"` (best f32 matmul rate on the run's device, measured at start), a preset name
+    /// (`h100`, `h100-pcie`, `h200`, `a100`, `rtx3090`, `rtx4090`), or a number in FLOP/s.
+    /// Default "measured".
+    pub peak: PeakSetting,
+}
+
+impl Default for PerfConfig {
+    fn default() -> Self {
+        Self {
+            peak: PeakSetting::Name("measured".into()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PeakSetting {
+    Name(String),
+    Flops(f64),
+}
+
+/// A resolved peak and where it came from, for the logs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Peak {
+    pub flops: f64,
+    pub source: String,
+}
+
+impl PerfConfig {
+    pub fn problems(&self) -> Vec<String> {
+        match &self.peak {
+            PeakSetting::Name(n) if n != "measured" && preset(n).is_none() => {
+                let names: Vec<&str> = PEAK_PRESETS.iter().map(|(n, _)| *n).collect();
+                vec![format!(
+                    "perf.peak {n:?} is unknown; use \"measured\", one of {}, or FLOP/s",
+                    names.join(", ")
+                )]
+            }
+            PeakSetting::Flops(f) if !(f.is_finite() && *f > 0.0) => {
+                vec![format!("perf.peak must be > 0 FLOP/s, got {f}")]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The peak for `device`. Invariant: the config validated.
+    pub fn resolve(&self, device: &Device) -> candle_core::Result<Peak> {
+        Ok(match &self.peak {
+            PeakSetting::Flops(f) => Peak {
+                flops: *f,
+                source: "config".into(),
+            },
+            PeakSetting::Name(n) => match preset(n) {
+                Some(flops) => Peak {
+                    flops,
+                    source: format!("{n} bf16 data sheet"),
+                },
+                None => Peak {
+                    flops: matmul_peak_flops(device)?,
+                    source: "measured f32 matmul".into(),
+                },
+            },
+        })
+    }
+}
+
+fn preset(name: &str) -> Option<f64> {
+    PEAK_PRESETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(_, f)| f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_numbers_and_errors() {
+        let c: PerfConfig = toml::from_str("peak = \"h100\"").unwrap();
+        assert!(c.problems().is_empty());
+        assert_eq!(c.resolve(&Device::Cpu).unwrap().flops, 989.4e12);
+        let c: PerfConfig = toml::from_str("peak = 2.5e11").unwrap();
+        assert_eq!(c.resolve(&Device::Cpu).unwrap().flops, 2.5e11);
+        let c: PerfConfig = toml::from_str("peak = \"v100\"").unwrap();
+        assert!(c.problems()[0].contains("rtx3090"), "{:?}", c.problems());
+        let c: PerfConfig = toml::from_str("peak = -1.0").unwrap();
+        assert_eq!(c.problems().len(), 1);
+    }
+}
