@@ -41,6 +41,16 @@ enum Command {
     Throughput(ThroughputArgs),
     /// Inspect a run's per-block loss ledger (safe while the run is training).
     Ledger(LedgerArgs),
+    /// Run a grid of models x compute classes x policies x seeds (resumable) and write
+    /// results.csv, summary.md and plots.
+    Sweep(SweepArgs),
+}
+
+#[derive(Args)]
+struct SweepArgs {
+    /// Sweep file (see configs/sweeps/).
+    #[arg(long)]
+    config: PathBuf,
 }
 
 #[derive(Args)]
@@ -169,6 +179,7 @@ pub fn run() -> Result<()> {
         Command::Sample(a) => sample(a),
         Command::Bench(a) => bench_cmd(a),
         Command::Throughput(a) => throughput_cmd(a),
+        Command::Sweep(a) => sweep_cmd(a),
         Command::Ledger(a) => ledger_cmd(a),
     }
 }
@@ -364,5 +375,15 @@ fn throughput_cmd(a: ThroughputArgs) -> Result<()> {
     }
     println!("{}", config_table(&rows));
     println!("wrote {}", a.out.display());
+    Ok(())
+}
+
+fn sweep_cmd(a: SweepArgs) -> Result<()> {
+    let r = syllabus::sweep::run_sweep(&a.config)?;
+    for (label, outcome) in &r.outcomes {
+        println!("{label}: {outcome:?}");
+    }
+    println!("{} rows -> {}", r.rows, r.dir.join("results.csv").display());
+    println!("summary -> {}", r.dir.join("summary.md").display());
     Ok(())
 }

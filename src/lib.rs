@@ -15,4 +15,5 @@ pub mod optim;
 pub mod perf;
 pub mod rng;
 pub mod sampling;
+pub mod sweep;
 pub mod train;

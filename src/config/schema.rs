@@ -266,6 +266,9 @@ pub struct EvalConfig {
     /// Evaluate every N optimizer steps (and always after the last). 0 = only at the end.
     /// Default 200.
     pub every: u64,
+    /// If > 0, evaluate at this many evenly spaced steps of the budget's planned run instead
+    /// of every `every` steps: the intermediate points scaling-law fits use (sweeps). Default 0.
+    pub points: u64,
     /// Validation blocks per evaluation; 0 = all. The same leading blocks every time, so
     /// evaluations are comparable. Default 256.
     pub max_blocks: usize,
@@ -285,6 +288,7 @@ impl Default for EvalConfig {
     fn default() -> Self {
         Self {
             every: 200,
+            points: 0,
             max_blocks: 256,
             batch_size: 16,
             sample_tokens: 48,

@@ -248,6 +248,12 @@ impl Reporter {
         if let Some(h) = ledger::loss_histogram(&s.ledger, LossMetric::LastLoss, 30) {
             self.logger.histogram("ledger/loss", &h, step);
         }
+        // Budget position of every evaluation: the compute axes of scaling fits.
+        for (tag, v) in s.budget.scalars() {
+            self.logger.scalar(tag, v, step);
+        }
+        self.logger
+            .scalar("budget/tokens_seen", s.state.tokens_seen as f64, step);
         let forgotten = ledger::forgotten_fraction(&s.ledger);
         self.logger
             .scalar("ledger/forgotten_fraction", forgotten, step);

@@ -68,6 +68,10 @@ pub fn train_with_registry(
     let mut report = Reporter::start(&s)?;
     let micro = config.train.batch_size;
     let tokens_per_step = s.budget.plan().tokens_per_step;
+    let eval_every = match config.eval.points {
+        0 => config.eval.every,
+        k => (s.budget.plan().planned_steps / k).max(1),
+    };
     let mut losses = Vec::new();
     let mut skipped = 0;
     let mut first_eval = None;
@@ -129,7 +133,7 @@ pub fn train_with_registry(
         report.sampled(&s, &sel.ids);
         report.step(&s, &out, lr, last);
         s.budget.add_wall(Activity::Logging, t.elapsed());
-        if last || (config.eval.every > 0 && s.state.step % config.eval.every == 0) {
+        if last || (eval_every > 0 && s.state.step % eval_every == 0) {
             let t = Instant::now();
             report.eval(&s, &gpt_eval, s.state.step)?;
             // Publish the ledger's generation so readers know how current it is.

@@ -1,0 +1,171 @@
+//! Sweeps over models x compute classes x policies x seeds (issue 5).
+//!
+//! `syllabus sweep --config configs/sweeps/NAME.toml` runs the grid one run after another.
+//! Resumable: a finished run (its `summary.json` says why it stopped) is skipped, a run with a
+//! checkpoint resumes, a run that died before its first checkpoint starts over. Every run
+//! evaluates at `eval_points` evenly spaced steps (intermediate checkpoints make scaling fits
+//! much better: the Hitchhiker's guide, methods.md 3.1). The sweep directory gets
+//! `results.csv` (ColPret columns, [`results`]), `summary.md` ([`summary`]) and the PNG plots.
+
+mod results;
+mod spec;
+mod summary;
+
+pub use results::{read_scalars, run_rows, write_csv, ResultRow, COLUMNS};
+pub use spec::{ModelAxis, PolicyAxis, RunSpec, SweepSpec};
+pub use summary::{final_rows, mean_std, render as render_summary};
+
+use std::path::{Path, PathBuf};
+
+use crate::train::{checkpoint, train, TrainOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("sweep {path}: {message}")]
+    Spec { path: PathBuf, message: String },
+    #[error("sweep runs have invalid configs:\n{0}")]
+    Runs(String),
+    #[error("results: {0}")]
+    Results(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{failed} of {total} runs failed:\n{messages}")]
+    Failed {
+        failed: usize,
+        total: usize,
+        messages: String,
+    },
+}
+
+/// What happened to each run of a sweep invocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunOutcome {
+    Skipped,
+    Resumed,
+    Started,
+    Failed(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct SweepReport {
+    pub dir: PathBuf,
+    pub outcomes: Vec<(String, RunOutcome)>,
+    pub rows: usize,
+}
+
+/// Runs (or continues) every run of the sweep, then writes results, summary and plots.
+/// Failed runs do not stop the others; they are reported together at the end.
+pub fn run_sweep(path: &Path) -> Result<SweepReport, SweepError> {
+    let (spec, base) = SweepSpec::load(path)?;
+    let runs = spec.expand(&base)?;
+    let dir = spec.dir();
+    std::fs::create_dir_all(&dir).map_err(|source| SweepError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let mut outcomes = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        eprintln!("sweep [{}/{}] {}", i + 1, runs.len(), run.label);
+        outcomes.push((run.label.clone(), run_one(run)));
+    }
+    let rows = write_outputs(&spec, &runs)?;
+    let failures: Vec<String> = outcomes
+        .iter()
+        .filter_map(|(label, o)| match o {
+            RunOutcome::Failed(m) => Some(format!("{label}: {m}")),
+            _ => None,
+        })
+        .collect();
+    if !failures.is_empty() {
+        return Err(SweepError::Failed {
+            failed: failures.len(),
+            total: runs.len(),
+            messages: failures.join("\n"),
+        });
+    }
+    Ok(SweepReport {
+        dir,
+        outcomes,
+        rows,
+    })
+}
+
+fn run_one(run: &RunSpec) -> RunOutcome {
+    let dir = run.config.run.run_dir();
+    if finished(&dir) {
+        return RunOutcome::Skipped;
+    }
+    let resume = matches!(checkpoint::latest(&dir), Ok(Some(_)));
+    let opts = TrainOptions {
+        resume,
+        // A run directory without a checkpoint holds only a run that died at its start.
+        overwrite: !resume,
+        stop_after: None,
+    };
+    match train(&run.config, &opts) {
+        Ok(_) if resume => RunOutcome::Resumed,
+        Ok(_) => RunOutcome::Started,
+        Err(e) => RunOutcome::Failed(e.to_string()),
+    }
+}
+
+/// A run is finished when its `summary.json` records why training ended (an interrupted run
+/// records `"stop": null`).
+fn finished(run_dir: &Path) -> bool {
+    std::fs::read_to_string(run_dir.join("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|v| !v["stop"].is_null())
+}
+
+/// `results.csv` and `summary.md` from every run that has evaluations. Returns the row count.
+fn write_outputs(spec: &SweepSpec, runs: &[RunSpec]) -> Result<usize, SweepError> {
+    let mut rows = Vec::new();
+    for run in runs.iter().filter(|r| r.config.run.run_dir().exists()) {
+        rows.extend(run_rows(run)?);
+    }
+    let dir = spec.dir();
+    write_csv(&dir.join("results.csv"), &rows)?;
+    let classes = classes_by_compute(spec, &rows);
+    let md = render_summary(&spec.name, &rows, &classes);
+    write_atomic(&dir.join("summary.md"), md.as_bytes())?;
+    Ok(rows.len())
+}
+
+/// Compute-class labels in increasing order of the compute their runs were charged (mean FLOPs
+/// of the final evaluations); classes without results keep their file order at the end.
+fn classes_by_compute(spec: &SweepSpec, rows: &[ResultRow]) -> Vec<String> {
+    let finals = final_rows(rows);
+    let mut keyed: Vec<(f64, &String)> = spec
+        .budgets
+        .keys()
+        .map(|label| {
+            let flops: Vec<f64> = finals
+                .iter()
+                .filter(|r| &r.compute_class == label)
+                .map(|r| r.flops)
+                .collect();
+            let mean = match flops.is_empty() {
+                true => f64::INFINITY,
+                false => mean_std(&flops).0,
+            };
+            (mean, label)
+        })
+        .collect();
+    keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
+    keyed.into_iter().map(|(_, l)| l.clone()).collect()
+}
+
+/// Writes via a temp file and a rename, so readers never see half a file.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SweepError> {
+    let io = |source| SweepError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
