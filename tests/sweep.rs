@@ -69,6 +69,12 @@ fn a_sweep_runs_the_grid_once_and_writes_results() {
     assert!(small < large, "classes ordered by compute:\n{summary}");
     assert!(summary.contains("/ lfr | 2 |"), "{summary}");
 
+    for png in ["loss_curves.png", "loss_vs_compute.png"] {
+        let bytes = std::fs::read(first.dir.join(png)).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{png} is a PNG");
+        assert!(bytes.len() > 10_000, "{png}: {} bytes", bytes.len());
+    }
+
     // Finished runs are skipped; a run whose summary is gone resumes from its checkpoint.
     let gone = first.dir.join("runs/base-small-lfr-s1/summary.json");
     std::fs::remove_file(&gone).unwrap();

@@ -7,10 +7,12 @@
 //! much better: the Hitchhiker's guide, methods.md 3.1). The sweep directory gets
 //! `results.csv` (ColPret columns, [`results`]), `summary.md` ([`summary`]) and the PNG plots.
 
+mod plots;
 mod results;
 mod spec;
 mod summary;
 
+pub use plots::{loss_curves, loss_vs_compute, FittedLine};
 pub use results::{read_scalars, run_rows, write_csv, ResultRow, COLUMNS};
 pub use spec::{ModelAxis, PolicyAxis, RunSpec, SweepSpec};
 pub use summary::{final_rows, mean_std, render as render_summary};
@@ -132,6 +134,10 @@ fn write_outputs(spec: &SweepSpec, runs: &[RunSpec]) -> Result<usize, SweepError
     let classes = classes_by_compute(spec, &rows);
     let md = render_summary(&spec.name, &rows, &classes);
     write_atomic(&dir.join("summary.md"), md.as_bytes())?;
+    if !rows.is_empty() {
+        loss_curves(&dir.join("loss_curves.png"), &rows)?;
+        loss_vs_compute(&dir.join("loss_vs_compute.png"), &rows, &[])?;
+    }
     Ok(rows.len())
 }
 

@@ -1,0 +1,206 @@
+//! PNG plots of a sweep (plotters, bitmap backend): validation loss vs compute per policy with
+//! the fitted power laws, and the loss curve of every run. Text uses the embedded DejaVu Sans
+//! (`assets/fonts`, Bitstream Vera license), so no system fonts are needed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use super::{final_rows, ResultRow, SweepError};
+
+/// A fitted loss-vs-compute law `L = beta * C^alpha` of one policy (`scaling::PowerLaw`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FittedLine {
+    pub policy: String,
+    pub alpha: f64,
+    pub beta: f64,
+}
+
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(23, 190, 207),
+];
+const SIZE: (u32, u32) = (960, 640);
+
+static FONT: Once = Once::new();
+
+fn register_font() {
+    FONT.call_once(|| {
+        let bytes = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+        // Invariant: the embedded file is a valid TrueType font.
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+            .unwrap_or_else(|_| panic!("embedded DejaVuSans.ttf is a valid font"));
+    });
+}
+
+fn plot_err(path: &Path) -> impl Fn(String) -> SweepError + '_ {
+    move |m| SweepError::Results(format!("plot {}: {m}", path.display()))
+}
+
+/// The compute axis: reference hours when every row has them, else FLOPs.
+fn compute_of(rows: &[&ResultRow]) -> (&'static str, Vec<f64>) {
+    match rows.iter().all(|r| r.theoretical_hours.is_some()) {
+        true => (
+            "compute (reference accelerator-hours)",
+            rows.iter()
+                .map(|r| r.theoretical_hours.unwrap_or(0.0))
+                .collect(),
+        ),
+        false => ("compute (FLOPs)", rows.iter().map(|r| r.flops).collect()),
+    }
+}
+
+fn policy_colors(rows: &[ResultRow]) -> BTreeMap<String, RGBColor> {
+    let mut names: Vec<&str> = rows.iter().map(|r| r.policy.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| (n.to_string(), PALETTE[i % PALETTE.len()]))
+        .collect()
+}
+
+fn span(xs: impl Iterator<Item = f64>) -> (f64, f64) {
+    xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+        (lo.min(x), hi.max(x))
+    })
+}
+
+/// Final validation loss of every run against its compute (log-log), intermediate evaluations
+/// as small dots, and each policy's fitted law over the plotted range.
+pub fn loss_vs_compute(
+    path: &Path,
+    rows: &[ResultRow],
+    fits: &[FittedLine],
+) -> Result<(), SweepError> {
+    register_font();
+    let err = plot_err(path);
+    let points: Vec<&ResultRow> = rows
+        .iter()
+        .filter(|r| r.checkpoint > 0 && r.loss > 0.0)
+        .collect();
+    let (x_label, xs) = compute_of(&points);
+    let keep: Vec<(f64, &ResultRow)> = xs
+        .into_iter()
+        .zip(points)
+        .filter(|(x, _)| *x > 0.0)
+        .collect();
+    if keep.is_empty() {
+        return Err(err("no evaluations after step 0".into()));
+    }
+    let (x0, x1) = span(keep.iter().map(|(x, _)| *x));
+    let (y0, y1) = span(keep.iter().map(|(_, r)| r.loss));
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("validation loss vs compute", ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(
+            (x0 * 0.9..x1 * 1.1).log_scale(),
+            (y0 * 0.98..y1 * 1.02).log_scale(),
+        )
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc("validation loss (nats/token)")
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    let colors = policy_colors(rows);
+    let finals: Vec<&ResultRow> = final_rows(rows);
+    for (policy, &color) in &colors {
+        let mine = keep.iter().filter(|(_, r)| &r.policy == policy);
+        let small = mine
+            .clone()
+            .map(|(x, r)| Circle::new((*x, r.loss), 2, color.mix(0.4).filled()));
+        chart.draw_series(small).map_err(|e| err(e.to_string()))?;
+        let last = mine.filter(|(_, r)| finals.iter().any(|f| std::ptr::eq(*f, *r)));
+        chart
+            .draw_series(last.map(|(x, r)| Circle::new((*x, r.loss), 5, color.filled())))
+            .map_err(|e| err(e.to_string()))?
+            .label(policy.clone())
+            .legend(move |(x, y)| Circle::new((x, y), 5, color.filled()));
+        for f in fits.iter().filter(|f| &f.policy == policy) {
+            let line = (0..=50).map(|i| {
+                let c = x0 * (x1 / x0).powf(i as f64 / 50.0);
+                (c, f.beta * c.powf(f.alpha))
+            });
+            chart
+                .draw_series(LineSeries::new(line, color.stroke_width(2)))
+                .map_err(|e| err(e.to_string()))?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    root.present().map_err(|e| err(e.to_string()))
+}
+
+/// Validation loss against tokens seen for every run, colored by policy.
+pub fn loss_curves(path: &Path, rows: &[ResultRow]) -> Result<(), SweepError> {
+    register_font();
+    let err = plot_err(path);
+    if rows.is_empty() {
+        return Err(err("no rows".into()));
+    }
+    let (x0, x1) = span(rows.iter().map(|r| r.tokens_seen as f64));
+    let (y0, y1) = span(rows.iter().map(|r| r.loss));
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("validation loss per run", ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x0..x1.max(x0 + 1.0), y0 * 0.98..y1 * 1.02)
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc("tokens seen")
+        .y_desc("validation loss (nats/token)")
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    let colors = policy_colors(rows);
+    let mut runs: BTreeMap<&str, Vec<&ResultRow>> = BTreeMap::new();
+    for r in rows {
+        runs.entry(r.model_name.as_str()).or_default().push(r);
+    }
+    let mut labelled = Vec::new();
+    for points in runs.values_mut() {
+        points.sort_by_key(|r| r.checkpoint);
+        let policy = &points[0].policy;
+        let color = colors[policy];
+        let series = chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|r| (r.tokens_seen as f64, r.loss)),
+                color.stroke_width(1),
+            ))
+            .map_err(|e| err(e.to_string()))?;
+        if !labelled.contains(policy) {
+            labelled.push(policy.clone());
+            series
+                .label(policy.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        }
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    root.present().map_err(|e| err(e.to_string()))
+}
