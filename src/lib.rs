@@ -14,4 +14,5 @@ pub mod optim;
 pub mod perf;
 pub mod rng;
 pub mod sampling;
+pub mod scaling;
 pub mod train;
