@@ -86,6 +86,9 @@ struct FitArgs {
     /// run or row.
     #[arg(long, default_value = "auto")]
     bootstrap_unit: UnitChoice,
+    /// Random grid starts added to the warm start of each Huber bootstrap refit (best kept).
+    #[arg(long, default_value_t = 0)]
+    bootstrap_starts: usize,
     /// Seed of the bootstrap.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -364,6 +367,7 @@ fn fit_cmd(a: FitArgs) -> Result<()> {
         holdout: a.holdout,
         bootstrap: a.bootstrap,
         bootstrap_unit: a.bootstrap_unit,
+        bootstrap_starts: a.bootstrap_starts,
         seed: a.seed,
     };
     let report = scaling::fit_file(&a.file, &opts)?;

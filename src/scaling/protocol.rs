@@ -231,7 +231,7 @@ mod tests {
     fn where_filters_and_cuts_drop_rows_and_count_them() {
         let ds = table();
         let f: Filter = "policy=b".parse().unwrap();
-        let s = select(&ds, &[f.clone()], &Cut::default()).unwrap();
+        let s = select(&ds, std::slice::from_ref(&f), &Cut::default()).unwrap();
         assert_eq!((s.after_where, s.rows.len()), (10, 10));
         let cut = Cut {
             min_tokens: Some(30.0),

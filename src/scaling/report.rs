@@ -85,6 +85,9 @@ impl FitReport {
                 "{m}: {}; objective = {}\n",
                 l.optimizer, l.objective_kind
             ));
+            for w in &l.warnings {
+                out.push_str(&format!("{m}: WARNING: {w}\n"));
+            }
         }
         let ci_laws: Vec<_> = laws
             .iter()
@@ -212,12 +215,20 @@ fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
-/// Four significant digits, in scientific notation outside [0.01, 1e5).
+/// Five significant digits without trailing zeros; scientific notation outside [0.01, 1e5).
 fn num(v: f64) -> String {
-    if v != 0.0 && (v.abs() >= 1e5 || v.abs() < 1e-2) {
-        format!("{v:.3e}")
+    if v == 0.0 {
+        return "0".into();
+    }
+    if v.abs() >= 1e5 || v.abs() < 1e-2 {
+        return format!("{v:.3e}");
+    }
+    let decimals = (4 - v.abs().log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
-        format!("{}", (v * 1e4).round() / 1e4)
+        s
     }
 }
 
@@ -240,6 +251,9 @@ mod tests {
         assert_eq!(num(406.4), "406.4");
         assert_eq!(num(2.5e21), "2.500e21");
         assert_eq!(num(-0.0500001), "-0.05");
+        assert_eq!(num(12803.6407), "12804");
+        assert_eq!(num(1.81721), "1.8172");
+        assert_eq!(num(0.0), "0");
         assert_eq!(pct(Some(0.01234)), "1.234%");
         assert_eq!(interval(Some([1.0, 2.0])), "[1, 2]");
     }

@@ -73,7 +73,21 @@ impl LawParams {
 
     /// Predicted loss for `n` parameters trained on `d` tokens.
     pub fn predict(&self, n: f64, d: f64) -> f64 {
-        (self.a - self.alpha * n.ln()).exp() + (self.b - self.beta * d.ln()).exp() + self.e.exp()
+        self.terms(n.ln(), d.ln()).iter().sum()
+    }
+
+    /// Predicted loss at an observation.
+    pub fn predict_point(&self, p: &Point) -> f64 {
+        self.terms(p.ln_n, p.ln_d).iter().sum()
+    }
+
+    /// The three summands (A/N^α, B/D^β, E) from ln N and ln D.
+    pub fn terms(&self, ln_n: f64, ln_d: f64) -> [f64; 3] {
+        [
+            (self.a - self.alpha * ln_n).exp(),
+            (self.b - self.beta * ln_d).exp(),
+            self.e.exp(),
+        ]
     }
 }
 
@@ -162,7 +176,7 @@ pub fn lsq_residuals(
 pub fn sum_squares(points: &[Point], law: &LawParams) -> f64 {
     points
         .iter()
-        .map(|p| (law.predict(p.ln_n.exp(), p.ln_d.exp()) - p.loss).powi(2))
+        .map(|p| (law.predict_point(p) - p.loss).powi(2))
         .sum()
 }
 

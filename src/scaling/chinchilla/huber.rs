@@ -171,14 +171,21 @@ pub fn minimize_from(points: &[Point], start: Coords, settings: LbfgsSettings) -
 /// the line search asks for both at the same point, so the last pair is cached.
 struct HuberProblem<'a> {
     points: &'a [Point],
-    cache: RefCell<Option<(Vec<f64>, f64, Vec<f64>)>>,
+    cache: RefCell<Option<Evaluated>>,
+}
+
+/// The objective and gradient at one parameter vector.
+struct Evaluated {
+    param: Vec<f64>,
+    value: f64,
+    grad: Vec<f64>,
 }
 
 impl HuberProblem<'_> {
     fn evaluate(&self, param: &[f64]) -> Result<(f64, Vec<f64>), Error> {
-        if let Some((p, v, g)) = self.cache.borrow().as_ref() {
-            if p.as_slice() == param {
-                return Ok((*v, g.clone()));
+        if let Some(hit) = self.cache.borrow().as_ref() {
+            if hit.param.as_slice() == param {
+                return Ok((hit.value, hit.grad.clone()));
             }
         }
         let coords: Coords = param
@@ -188,7 +195,11 @@ impl HuberProblem<'_> {
         if !value.is_finite() || grad.iter().any(|g| !g.is_finite()) {
             return Err(Error::msg("non-finite Huber objective"));
         }
-        *self.cache.borrow_mut() = Some((param.to_vec(), value, grad.to_vec()));
+        *self.cache.borrow_mut() = Some(Evaluated {
+            param: param.to_vec(),
+            value,
+            grad: grad.to_vec(),
+        });
         Ok((value, grad.to_vec()))
     }
 }

@@ -5,10 +5,12 @@
 pub mod form;
 pub mod huber;
 pub mod lsq;
+pub mod warnings;
 
 pub use form::{LawParams, Point};
 pub use huber::HuberFit;
 pub use lsq::LsqFit;
+pub use warnings::fit_warnings;
 
 use super::ScalingError;
 

@@ -67,7 +67,7 @@ fn noiseless_data_is_fitted_almost_exactly() {
     let pts = synthetic(&truth, 0.0, 1);
     let lsq = fit_lsq(&pts).unwrap();
     for p in &pts {
-        let pred = lsq.law.predict(p.ln_n.exp(), p.ln_d.exp());
+        let pred = lsq.law.predict_point(p);
         assert!(
             (pred - p.loss).abs() < 1e-6 * p.loss,
             "{pred} vs {}",

@@ -6,6 +6,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{input_summary, BootstrapSummary, FitOptions, FitReport, FitResult, Method};
+use crate::rng::Rng;
 use crate::scaling::bootstrap::{self, percentile_ci, Resampler, CI_LEVEL};
 use crate::scaling::chinchilla::{self, huber, lsq, LawParams, Point};
 use crate::scaling::input::{Dataset, Observation};
@@ -42,6 +43,8 @@ pub struct LawReport {
     /// ARE on the held-out rows.
     pub are_holdout: Option<f64>,
     pub optimizer: String,
+    /// Why some parameters may not be identified even though the fit converged.
+    pub warnings: Vec<String>,
     /// Wall time of the fit itself (without the bootstrap).
     pub seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -92,9 +95,12 @@ pub(super) fn run(
                 note,
                 seed: opts.seed,
                 level: CI_LEVEL,
-                refit: "huber: one L-BFGS run warm-started at the full-data optimum (not the \
-                        1,024-start grid); lsq: Levenberg-Marquardt from p0, as the point fit"
-                    .into(),
+                refit: format!(
+                    "huber: L-BFGS warm-started at the full-data optimum plus {} random grid \
+                     start(s), best kept (not the 1,024-start grid); lsq: Levenberg-Marquardt \
+                     from p0, as the point fit",
+                    opts.bootstrap_starts
+                ),
             };
             (draws, Some(summary))
         }
@@ -104,14 +110,15 @@ pub(super) fn run(
         lsq: None,
     };
     if matches!(opts.method, Method::Huber | Method::Both) {
-        result.huber = Some(huber_report(&train, &test, &draws)?);
+        let starts = random_grid_starts(draws.len(), opts.bootstrap_starts, opts.seed);
+        result.huber = Some(huber_report(&train, &test, &draws, &starts)?);
     }
     if matches!(opts.method, Method::Lsq | Method::Both) {
         result.lsq = Some(lsq_report(&train, &test, &draws)?);
     }
     Ok(FitReport {
         input: input_summary(ds, sel, split.train.len(), split.test.len(), split.rule),
-        result: FitResult::Chinchilla(result),
+        result: FitResult::Chinchilla(Box::new(result)),
         bootstrap: summary,
     })
 }
@@ -120,10 +127,25 @@ fn point(row: &Observation) -> Point {
     Point::new(row.num_params, row.tokens, row.loss)
 }
 
+/// For each resample, `per_resample` grid starts drawn uniformly (a stream forked from the
+/// bootstrap seed, so the resamples themselves do not change with this option).
+fn random_grid_starts(resamples: usize, per_resample: usize, seed: u64) -> Vec<Vec<LawParams>> {
+    let grid = huber::grid_starts();
+    let mut rng = Rng::new(seed).fork();
+    (0..resamples)
+        .map(|_| {
+            (0..per_resample)
+                .map(|_| grid[rng.below(grid.len() as u64) as usize])
+                .collect()
+        })
+        .collect()
+}
+
 fn huber_report(
     train: &[Point],
     test: &[Point],
     draws: &[Vec<usize>],
+    extra_starts: &[Vec<LawParams>],
 ) -> Result<LawReport, ScalingError> {
     let clock = Instant::now();
     let fit = chinchilla::fit_huber(train)?;
@@ -138,9 +160,14 @@ fn huber_report(
         huber::LbfgsSettings::default().max_iters,
         fit.failed
     );
-    let ci = bootstrap_ci(train, draws, |pts| {
-        let r = huber::minimize_from(pts, fit.law.coords(), huber::LbfgsSettings::default());
-        (r.outcome != huber::Outcome::Failed).then(|| LawParams::from_coords(&r.coords))
+    let ci = bootstrap_ci(train, draws, |i, pts| {
+        let settings = huber::LbfgsSettings::default();
+        std::iter::once(fit.law)
+            .chain(extra_starts[i].iter().copied())
+            .map(|s| huber::minimize_from(pts, s.coords(), settings))
+            .filter(|r| r.outcome != huber::Outcome::Failed)
+            .min_by(|x, y| x.objective.total_cmp(&y.objective))
+            .map(|r| LawParams::from_coords(&r.coords))
     });
     Ok(law_report(
         &fit.law,
@@ -171,7 +198,7 @@ fn lsq_report(
         },
         fit.iterations
     );
-    let ci = bootstrap_ci(train, draws, |pts| {
+    let ci = bootstrap_ci(train, draws, |_, pts| {
         lsq::fit(pts, &lsq::p0()).ok().map(|f| f.law)
     });
     Ok(law_report(
@@ -190,7 +217,7 @@ fn lsq_report(
 /// not depend on scheduling) and turns the parameter samples into intervals.
 fn bootstrap_ci<F>(train: &[Point], draws: &[Vec<usize>], refit: F) -> Option<LawCi>
 where
-    F: Fn(&[Point]) -> Option<LawParams> + Sync,
+    F: Fn(usize, &[Point]) -> Option<LawParams> + Sync,
 {
     if draws.is_empty() {
         return None;
@@ -198,10 +225,11 @@ where
     let clock = Instant::now();
     let laws: Vec<Option<LawParams>> = draws
         .par_iter()
-        .map(|d| {
-            let pts: Vec<Point> = d.iter().map(|&i| train[i]).collect();
+        .enumerate()
+        .map(|(i, d)| {
+            let pts: Vec<Point> = d.iter().map(|&r| train[r]).collect();
             chinchilla::check_identifiable(&pts).ok()?;
-            refit(&pts)
+            refit(i, &pts)
         })
         .collect();
     let ok: Vec<LawParams> = laws.iter().flatten().copied().collect();
@@ -229,12 +257,7 @@ fn law_report(
     test: &[Point],
     ci: Option<LawCi>,
 ) -> LawReport {
-    let score = |pts: &[Point]| {
-        protocol::are(
-            pts.iter()
-                .map(|p| (p.loss, law.predict(p.ln_n.exp(), p.ln_d.exp()))),
-        )
-    };
+    let score = |pts: &[Point]| protocol::are(pts.iter().map(|p| (p.loss, law.predict_point(p))));
     LawReport {
         e_plain: law.big_e(),
         a_plain: law.big_a(),
@@ -249,6 +272,7 @@ fn law_report(
         are_fit: score(train),
         are_holdout: score(test),
         optimizer,
+        warnings: chinchilla::fit_warnings(train, law),
         seconds,
         ci,
     }

@@ -60,7 +60,8 @@ impl FromStr for Method {
 }
 
 /// Everything `syllabus fit` can be told. Defaults: detect the format, Chinchilla form, both
-/// methods, x = flops, no grouping, no cuts, no holdout, no bootstrap, seed 0.
+/// methods, x = flops, no grouping, no cuts, no holdout, no bootstrap (warm-started
+/// Huber refits when enabled), seed 0.
 #[derive(Clone, Debug)]
 pub struct FitOptions {
     pub format: Option<Format>,
@@ -78,6 +79,9 @@ pub struct FitOptions {
     /// Bootstrap resamples (0 = no intervals).
     pub bootstrap: usize,
     pub bootstrap_unit: UnitChoice,
+    /// Extra random starts from the 1,024-point grid for each Huber bootstrap refit, besides
+    /// the warm start at the full-data optimum (Besiroglu et al. 2024 used a best-of-5).
+    pub bootstrap_starts: usize,
     pub seed: u64,
 }
 
@@ -94,6 +98,7 @@ impl Default for FitOptions {
             holdout: 0.0,
             bootstrap: 0,
             bootstrap_unit: UnitChoice::Auto,
+            bootstrap_starts: 0,
             seed: 0,
         }
     }
@@ -143,7 +148,8 @@ pub struct FitReport {
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "form", rename_all = "lowercase")]
 pub enum FitResult {
-    Chinchilla(ChinchillaResult),
+    /// Boxed: two full law reports with intervals are much larger than the compute result.
+    Chinchilla(Box<ChinchillaResult>),
     Compute(ComputeResult),
 }
 

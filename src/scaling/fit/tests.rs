@@ -101,6 +101,20 @@ fn bootstrap_is_reproducible_from_its_seed() {
     assert_eq!(ci(&first), ci(&fit_dataset(&ds, &opts).unwrap()));
     let other = FitOptions { seed: 12, ..opts };
     assert_ne!(ci(&first), ci(&fit_dataset(&ds, &other).unwrap()));
+
+    // Huber refits with extra random grid starts are reproducible too.
+    let huber = FitOptions {
+        method: Method::Huber,
+        bootstrap_starts: 2,
+        ..other
+    };
+    let huber_ci = |r: &FitReport| match &r.result {
+        FitResult::Chinchilla(c) => c.huber.as_ref().unwrap().ci.as_ref().unwrap().beta,
+        FitResult::Compute(_) => None,
+    };
+    let a = fit_dataset(&ds, &huber).unwrap();
+    assert!(inside(huber_ci(&a), 0.28), "{:?}", huber_ci(&a));
+    assert_eq!(huber_ci(&a), huber_ci(&fit_dataset(&ds, &huber).unwrap()));
 }
 
 #[test]
