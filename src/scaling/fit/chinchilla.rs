@@ -95,12 +95,7 @@ pub(super) fn run(
                 note,
                 seed: opts.seed,
                 level: CI_LEVEL,
-                refit: format!(
-                    "huber: L-BFGS warm-started at the full-data optimum plus {} random grid \
-                     start(s), best kept (not the 1,024-start grid); lsq: Levenberg-Marquardt \
-                     from p0, as the point fit",
-                    opts.bootstrap_starts
-                ),
+                refit: refit_description(opts),
             };
             (draws, Some(summary))
         }
@@ -121,6 +116,21 @@ pub(super) fn run(
         result: FitResult::Chinchilla(Box::new(result)),
         bootstrap: summary,
     })
+}
+
+/// How the bootstrap refits each resample, for the methods that run.
+fn refit_description(opts: &FitOptions) -> String {
+    let huber = format!(
+        "huber: L-BFGS warm-started at the full-data optimum plus {} random grid start(s), \
+         best kept (not the 1,024-start grid)",
+        opts.bootstrap_starts
+    );
+    let lsq = "lsq: Levenberg-Marquardt from p0, as the point fit".to_string();
+    match opts.method {
+        Method::Huber => huber,
+        Method::Lsq => lsq,
+        Method::Both => format!("{huber}; {lsq}"),
+    }
 }
 
 fn point(row: &Observation) -> Point {
