@@ -13,6 +13,7 @@ use syllabus::logging::console::config_table;
 use syllabus::model::Gpt;
 use syllabus::perf::{bench, BenchOptions};
 use syllabus::rng::Rng;
+use syllabus::scaling::{self, Cut, Filter, FitOptions, Form, Format, Method, UnitChoice};
 use syllabus::train::{checkpoint, select_device, train, TrainOptions};
 
 #[derive(Parser)]
@@ -44,6 +45,8 @@ enum Command {
     /// Run a grid of models x compute classes x policies x seeds (resumable) and write
     /// results.csv, summary.md and plots.
     Sweep(SweepArgs),
+    /// Fit a scaling law to a loss table (our results.csv or a ColPret-format CSV).
+    Fit(FitArgs),
 }
 
 #[derive(Args)]
@@ -51,6 +54,60 @@ struct SweepArgs {
     /// Sweep file (see configs/sweeps/).
     #[arg(long)]
     config: PathBuf,
+}
+
+#[derive(Args)]
+struct FitArgs {
+    /// Loss table (CSV).
+    file: PathBuf,
+    /// Table layout: colpret (also results.csv), chinchilla, datablations or opt; detected
+    /// from the header when omitted.
+    #[arg(long)]
+    format: Option<Format>,
+    /// chinchilla: L(N, D) = E + A/N^alpha + B/D^beta; compute: L = beta * x^alpha per group.
+    #[arg(long, default_value = "chinchilla")]
+    form: Form,
+    /// Chinchilla objective: huber (log residuals, 1,024-start L-BFGS), lsq (raw loss, from
+    /// p0) or both.
+    #[arg(long, default_value = "both")]
+    method: Method,
+    /// Compute axis of --form compute: flops, tokens_seen or a numeric column such as
+    /// theoretical_hours.
+    #[arg(long, default_value = "flops")]
+    x: String,
+    /// Column whose values split --form compute into curves (e.g. policy).
+    #[arg(long)]
+    group_by: Option<String>,
+    /// Keep only rows whose COLUMN equals VALUE (repeatable; all must match).
+    #[arg(long = "where", value_name = "COLUMN=VALUE")]
+    filters: Vec<Filter>,
+    /// Drop checkpoints with fewer tokens_seen than this.
+    #[arg(long)]
+    min_tokens: Option<f64>,
+    /// Drop checkpoints below this fraction of their run's final tokens_seen (1 keeps only
+    /// the last checkpoint of each run).
+    #[arg(long)]
+    min_frac: Option<f64>,
+    /// Hold out this final fraction of training (of the largest-N run; per group for
+    /// --form compute) and report ARE on it.
+    #[arg(long, default_value_t = 0.0)]
+    holdout: f64,
+    /// Bootstrap resamples for 95% intervals (0 = none).
+    #[arg(long, default_value_t = 0)]
+    bootstrap: usize,
+    /// What the bootstrap resamples: auto (seeds if there are two or more, else rows), seed,
+    /// run or row.
+    #[arg(long, default_value = "auto")]
+    bootstrap_unit: UnitChoice,
+    /// Random grid starts added to the warm start of each Huber bootstrap refit (best kept).
+    #[arg(long, default_value_t = 0)]
+    bootstrap_starts: usize,
+    /// Seed of the bootstrap.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -181,6 +238,7 @@ pub fn run() -> Result<()> {
         Command::Throughput(a) => throughput_cmd(a),
         Command::Sweep(a) => sweep_cmd(a),
         Command::Ledger(a) => ledger_cmd(a),
+        Command::Fit(a) => fit_cmd(a),
     }
 }
 
@@ -385,5 +443,32 @@ fn sweep_cmd(a: SweepArgs) -> Result<()> {
     }
     println!("{} rows -> {}", r.rows, r.dir.join("results.csv").display());
     println!("summary -> {}", r.dir.join("summary.md").display());
+    Ok(())
+}
+
+fn fit_cmd(a: FitArgs) -> Result<()> {
+    let opts = FitOptions {
+        format: a.format,
+        form: a.form,
+        method: a.method,
+        x: a.x,
+        group_by: a.group_by,
+        filters: a.filters,
+        cut: Cut {
+            min_tokens: a.min_tokens,
+            min_frac: a.min_frac,
+        },
+        holdout: a.holdout,
+        bootstrap: a.bootstrap,
+        bootstrap_unit: a.bootstrap_unit,
+        bootstrap_starts: a.bootstrap_starts,
+        seed: a.seed,
+    };
+    let report = scaling::fit_file(&a.file, &opts)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render_text());
+    }
     Ok(())
 }

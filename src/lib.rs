@@ -15,5 +15,6 @@ pub mod optim;
 pub mod perf;
 pub mod rng;
 pub mod sampling;
+pub mod scaling;
 pub mod sweep;
 pub mod train;

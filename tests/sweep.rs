@@ -50,8 +50,9 @@ fn a_sweep_runs_the_grid_once_and_writes_results() {
     assert_eq!(lines.next().unwrap(), COLUMNS.join(","));
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), first.rows);
-    // small: 3 steps, evals at 0, 1, 2, 3; large: 768 / 128 = 6 steps, evals at 0, 2, 4, 6.
-    assert_eq!(rows.len(), 4 * 4 * 2);
+    // small: 3 steps, evals at 1, 2, 3; large: 768 / 128 = 6 steps, evals at 2, 4, 6 (step 0
+    // is not a scaling checkpoint).
+    assert_eq!(rows.len(), 4 * 3 * 2);
     let col = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap();
     let large_final: Vec<&Vec<&str>> = rows
         .iter()
@@ -68,6 +69,8 @@ fn a_sweep_runs_the_grid_once_and_writes_results() {
     let large = summary.find("`large`").unwrap();
     assert!(small < large, "classes ordered by compute:\n{summary}");
     assert!(summary.contains("/ lfr | 2 |"), "{summary}");
+    assert!(summary.contains("## Loss vs compute"), "{summary}");
+    assert!(summary.contains("Compute to reach `uniform`"), "{summary}");
 
     for png in ["loss_curves.png", "loss_vs_compute.png"] {
         let bytes = std::fs::read(first.dir.join(png)).unwrap();

@@ -7,6 +7,7 @@
 //! much better: the Hitchhiker's guide, methods.md 3.1). The sweep directory gets
 //! `results.csv` (ColPret columns, [`results`]), `summary.md` ([`summary`]) and the PNG plots.
 
+mod analysis;
 mod plots;
 mod results;
 mod spec;
@@ -132,13 +133,40 @@ fn write_outputs(spec: &SweepSpec, runs: &[RunSpec]) -> Result<usize, SweepError
     let dir = spec.dir();
     write_csv(&dir.join("results.csv"), &rows)?;
     let classes = classes_by_compute(spec, &rows);
-    let md = render_summary(&spec.name, &rows, &classes);
+    let mut md = render_summary(&spec.name, &rows, &classes);
+    let mut lines = Vec::new();
+    if !rows.is_empty() {
+        // Too few classes or seeds make the fit fail; the summary says why instead.
+        match analysis::fit_policies(&dir.join("results.csv"), &rows) {
+            Ok(report) => {
+                lines = analysis::fitted_lines(&report);
+                md += &analysis::render(&report, &rows, baseline(spec), &classes);
+            }
+            Err(e) => {
+                md += &format!(
+                    "
+## Loss vs compute
+
+No fit: {e}
+"
+                )
+            }
+        }
+    }
     write_atomic(&dir.join("summary.md"), md.as_bytes())?;
     if !rows.is_empty() {
         loss_curves(&dir.join("loss_curves.png"), &rows)?;
-        loss_vs_compute(&dir.join("loss_vs_compute.png"), &rows, &[])?;
+        loss_vs_compute(&dir.join("loss_vs_compute.png"), &rows, &lines)?;
     }
     Ok(rows.len())
+}
+
+/// The policy others are compared with: `uniform` when the sweep has it, else the first label.
+fn baseline(spec: &SweepSpec) -> &str {
+    match spec.policies.contains_key("uniform") {
+        true => "uniform",
+        false => spec.policies.keys().next().map_or("", |k| k.as_str()),
+    }
 }
 
 /// Compute-class labels in increasing order of the compute their runs were charged (mean FLOPs

@@ -1,4 +1,4 @@
-//! `results.csv`: one row per evaluation of every run, ColPret-compatible (methods.md 3.5: the
+//! `results.csv`: one row per evaluation after step 0 of every run, ColPret-compatible (methods.md 3.5: the
 //! Hitchhiker's dataset columns, so its tools and `syllabus fit` read it), plus the sweep's own
 //! columns. Rows come from each run's `metrics.jsonl` (`eval/loss` and the `budget/*` scalars
 //! logged with every evaluation) and its `budget.json`.
@@ -101,8 +101,11 @@ pub fn run_rows(run: &RunSpec) -> Result<Vec<ResultRow>, SweepError> {
     let Some(losses) = scalars.get("eval/loss") else {
         return Ok(Vec::new());
     };
+    // Step 0 (untrained) is not a checkpoint of a scaling trajectory: zero tokens and compute
+    // have no place on the log axes of a fit. It stays in metrics.jsonl.
     Ok(losses
         .iter()
+        .filter(|(&step, _)| step > 0)
         .map(|(&step, &loss)| {
             let tokens = step * tokens_per_step;
             ResultRow {
