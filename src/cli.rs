@@ -11,7 +11,7 @@ use syllabus::generate::{generate, SampleOptions};
 use syllabus::ledger;
 use syllabus::logging::console::config_table;
 use syllabus::model::Gpt;
-use syllabus::perf::{bench, BenchOptions};
+use syllabus::perf::{bench, check_grads, BenchOptions, GradCheckReport, Tolerance};
 use syllabus::rng::Rng;
 use syllabus::train::{checkpoint, select_device, train, TrainOptions};
 
@@ -36,6 +36,8 @@ enum Command {
     Sample(SampleArgs),
     /// Measure training throughput (random tokens, after warm-up).
     Bench(BenchArgs),
+    /// Check one backward pass on run.device / train.precision against the CPU in f32.
+    CheckGrads(CheckGradsArgs),
     /// Inspect a run's per-block loss ledger (safe while the run is training).
     Ledger(LedgerArgs),
 }
@@ -122,7 +124,7 @@ struct SampleArgs {
     top_k: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// "cpu" or "cuda:N".
+    /// "cpu", "cuda" or "cuda:N" (needs a CUDA build).
     #[arg(long, default_value = "cpu")]
     device: String,
 }
@@ -140,12 +142,28 @@ struct BenchArgs {
     json: bool,
 }
 
+#[derive(Args)]
+struct CheckGradsArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Relative L2 tolerance per gradient tensor (default: 1e-2 for f32, 5e-2 for bf16).
+    #[arg(long)]
+    grad_tol: Option<f64>,
+    /// Relative tolerance of the loss (default: 1e-3 for f32, 5e-3 for bf16).
+    #[arg(long)]
+    loss_tol: Option<f64>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 pub fn run() -> Result<()> {
     match Cli::parse().command {
         Command::Prepare(a) => prepare(a),
         Command::Train(a) => train_cmd(a),
         Command::Sample(a) => sample(a),
         Command::Bench(a) => bench_cmd(a),
+        Command::CheckGrads(a) => check_grads_cmd(a),
         Command::Ledger(a) => ledger_cmd(a),
     }
 }
@@ -251,6 +269,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
     }
     let rows: Vec<(String, String)> = [
         ("device", r.device.clone()),
+        ("precision", r.precision.clone()),
         ("threads", r.threads.to_string()),
         ("parameters", r.params.to_string()),
         (
@@ -274,6 +293,68 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
     .collect();
     println!("{}", config_table(&rows));
     Ok(())
+}
+
+fn check_grads_cmd(a: CheckGradsArgs) -> Result<()> {
+    let config = load_config(&a.config)?;
+    let precision = config.train.precision;
+    let tolerance = match (a.grad_tol, a.loss_tol) {
+        (None, None) => None,
+        (grad, loss) => {
+            let d = Tolerance::default_for(precision);
+            Some(Tolerance {
+                grad: grad.unwrap_or(d.grad),
+                loss: loss.unwrap_or(d.loss),
+            })
+        }
+    };
+    let r = check_grads(&config, tolerance)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print_grad_check(&r);
+    }
+    if !r.passed() {
+        bail!(
+            "gradient check failed on {} ({}):\n  - {}",
+            r.device,
+            r.precision,
+            r.problems.join("\n  - ")
+        );
+    }
+    Ok(())
+}
+
+fn print_grad_check(r: &GradCheckReport) {
+    let mut rows = vec![
+        (
+            "device".to_string(),
+            format!("{} ({})", r.device, r.precision),
+        ),
+        (
+            "batch x context".to_string(),
+            format!("{} x {}", r.batch_size, r.context),
+        ),
+        (
+            "loss / CPU f32 loss".to_string(),
+            format!("{:.6} / {:.6}", r.loss, r.reference_loss),
+        ),
+        (
+            "max gradient relative error".to_string(),
+            format!(
+                "{:.3e} (tolerance {:.1e})",
+                r.max_rel_err(),
+                r.tolerance.grad
+            ),
+        ),
+    ];
+    for p in &r.params {
+        rows.push((
+            p.name.clone(),
+            format!("norm {:.4e}, rel err {:.2e}", p.norm, p.rel_err),
+        ));
+    }
+    println!("{}", config_table(&rows));
 }
 
 fn ledger_cmd(a: LedgerArgs) -> Result<()> {

@@ -13,7 +13,7 @@ use crate::generate::{generate, SampleOptions};
 use crate::ledger::{self, LossMetric};
 use crate::logging::{console, LoggerOptions, MetricsLogger, MetricsSink};
 use crate::model::Gpt;
-use crate::perf::matmul_peak_flops;
+use crate::perf::matmul_peak_flops_for;
 use crate::rng::Rng;
 
 pub struct Reporter {
@@ -70,7 +70,7 @@ impl Reporter {
         let rows = c.table_rows();
         eprintln!("{}", console::config_table(&rows));
         let unigram = unigram_entropy(&s.data.val);
-        let peak_flops = matmul_peak_flops(&s.device)?;
+        let peak_flops = matmul_peak_flops_for(&s.device, c.train.precision)?;
         let ctx = c.context();
         let mut r = Reporter {
             logger,
