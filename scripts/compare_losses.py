@@ -19,7 +19,11 @@ import sys
 
 def train_losses(path):
     losses = {}
-    with open(path) as f:
+    try:
+        f = open(path)
+    except OSError as e:
+        sys.exit(f"compare_losses: cannot read {path} ({e.strerror}; did that run fail?)")
+    with f:
         for n, line in enumerate(f, 1):
             try:
                 row = json.loads(line)

@@ -16,21 +16,24 @@
 # Environment: CHECK_STEPS (50), CHECK_CPU_BF16=1 to add a CPU bf16 run (isolates device
 #   differences from precision differences; slow: candle's CPU bf16 widens to f32),
 #   CHECK_DEVICE (cuda:0; "cpu" runs the whole script without a GPU, to test the script itself),
-#   plus those of scripts/gpu-env.sh.
+#   CHECK_GRAD_BATCH (2) and CHECK_GRAD_CONTEXT (1024): check-grads' shape (the CPU reference
+#   needs ~16 GB of RAM at 2 x 1024), plus those of scripts/gpu-env.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu-env.sh || exit 1
 
 steps=${CHECK_STEPS:-50}
 device=${CHECK_DEVICE:-cuda:0}
+grad_batch=${CHECK_GRAD_BATCH:-2}
+grad_context=${CHECK_GRAD_CONTEXT:-1024}
 failed=()
 rm -f "$WORK"/grads-*.json "$WORK"/losses-*.json
 
-echo "== 1. gradients on $device vs CPU f32 (gpt2-124m, B=2, T=1024)" >&2
+echo "== 1. gradients on $device vs CPU f32 (gpt2-124m, B=$grad_batch, T=$grad_context)" >&2
 for precision in bf16 f32; do
   "$SYLLABUS_BIN" check-grads --config configs/gpt2-124m.toml \
     --set run.device="$device" --set train.precision=$precision \
-    --set train.batch_size=2 --set model.context_length=1024 \
+    --set train.batch_size="$grad_batch" --set model.context_length="$grad_context" \
     --json >"$WORK/grads-$precision.json" || failed+=("check-grads $precision")
 done
 
@@ -38,7 +41,8 @@ echo "== 2. first $steps training steps: CPU f32 vs $device (tiny preset, data/d
 run() { # NAME DEVICE PRECISION
   "$SYLLABUS_BIN" train --config configs/tiny.toml --overwrite \
     --set run.out_dir="$WORK/train-$1" --set run.device="$2" --set train.precision="$3" \
-    --set train.steps="$steps" --set schedule.warmup_steps=10 --set sampling.policy=uniform \
+    --set train.steps="$steps" --set schedule.warmup_steps=$((steps / 5)) \
+    --set sampling.policy=uniform \
     --set logging.log_every=1 --set logging.tensorboard=false \
     --set eval.every=0 --set eval.max_blocks=16 --set eval.sample_tokens=0 \
     --set checkpoint.every=0 || failed+=("train $1")

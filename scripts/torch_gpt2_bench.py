@@ -118,6 +118,7 @@ def main():
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--context", type=int, default=1024)
     ap.add_argument("--vocab-size", type=int, default=50257)
+    ap.add_argument("--n-positions", type=int, default=1024, help="rows of the position table")
     ap.add_argument("--n-layer", type=int, default=12)
     ap.add_argument("--n-head", type=int, default=12)
     ap.add_argument("--d-model", type=int, default=768)
@@ -136,7 +137,9 @@ def main():
     torch.manual_seed(a.seed)
     torch.set_float32_matmul_precision("high")  # TF32 for any f32 matmul left
 
-    model = GPT(a.vocab_size, a.context, a.n_layer, a.n_head, a.d_model).to(device)
+    if a.context > a.n_positions:
+        sys.exit(f"torch_gpt2_bench: --context {a.context} > --n-positions {a.n_positions}")
+    model = GPT(a.vocab_size, a.n_positions, a.n_layer, a.n_head, a.d_model).to(device)
     opt, fused = make_optimizer(model, a.lr, device)
     step_model = model if a.no_compile else torch.compile(model)
     g = torch.Generator(device="cpu").manual_seed(a.seed)

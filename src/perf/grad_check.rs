@@ -146,7 +146,7 @@ pub fn check_grads(
 type NamedGrads = Vec<(String, Option<Tensor>)>;
 
 /// Mean loss of `block` ([B, T+1] token ids) and each parameter's gradient (sorted by name),
-/// moved to the CPU as f32.
+/// detached and moved to the CPU as f32.
 fn loss_and_grads(
     params: &Params,
     precision: Precision,
@@ -167,7 +167,9 @@ fn loss_and_grads(
         .map(|(name, var)| {
             let g = grads
                 .get(var.as_tensor())
-                .map(|g| g.to_device(&Device::Cpu)?.to_dtype(DType::F32))
+                // Detached: a gradient keeps its backprop op, i.e. the whole forward graph,
+                // which would otherwise stay alive next to the other pass's.
+                .map(|g| g.detach().to_device(&Device::Cpu)?.to_dtype(DType::F32))
                 .transpose()?;
             Ok((name.clone(), g))
         })
