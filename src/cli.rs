@@ -297,18 +297,9 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
 
 fn check_grads_cmd(a: CheckGradsArgs) -> Result<()> {
     let config = load_config(&a.config)?;
-    let precision = config.train.precision;
-    let tolerance = match (a.grad_tol, a.loss_tol) {
-        (None, None) => None,
-        (grad, loss) => {
-            let d = Tolerance::default_for(precision);
-            Some(Tolerance {
-                grad: grad.unwrap_or(d.grad),
-                loss: loss.unwrap_or(d.loss),
-            })
-        }
-    };
-    let r = check_grads(&config, tolerance)?;
+    let tolerance =
+        Tolerance::default_for(config.train.precision).overridden(a.grad_tol, a.loss_tol);
+    let r = check_grads(&config, Some(tolerance))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {

@@ -41,6 +41,14 @@ impl Tolerance {
             },
         }
     }
+
+    /// These tolerances with the given ones replacing them where present.
+    pub fn overridden(self, grad: Option<f64>, loss: Option<f64>) -> Tolerance {
+        Tolerance {
+            grad: grad.unwrap_or(self.grad),
+            loss: loss.unwrap_or(self.loss),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
