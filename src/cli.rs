@@ -11,7 +11,7 @@ use syllabus::generate::{generate, SampleOptions};
 use syllabus::ledger;
 use syllabus::logging::console::config_table;
 use syllabus::model::Gpt;
-use syllabus::perf::{bench, BenchOptions};
+use syllabus::perf::{bench, check_grads, BenchOptions, GradCheckReport, Tolerance};
 use syllabus::rng::Rng;
 use syllabus::scaling::{self, Cut, Filter, FitOptions, Form, Format, Method, UnitChoice};
 use syllabus::train::{checkpoint, select_device, train, TrainOptions};
@@ -40,6 +40,8 @@ enum Command {
     /// Measure the reference throughput that converts accelerator-hour budgets into steps
     /// (Languini's protocol) and write it as JSON for `[budget] throughput_file`.
     Throughput(ThroughputArgs),
+    /// Check one backward pass on run.device / train.precision against the CPU in f32.
+    CheckGrads(CheckGradsArgs),
     /// Inspect a run's per-block loss ledger (safe while the run is training).
     Ledger(LedgerArgs),
     /// Run a grid of models x compute classes x policies x seeds (resumable) and write
@@ -192,7 +194,7 @@ struct SampleArgs {
     top_k: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// "cpu" or "cuda:N".
+    /// "cpu", "cuda" or "cuda:N" (needs a CUDA build).
     #[arg(long, default_value = "cpu")]
     device: String,
 }
@@ -229,6 +231,21 @@ struct ThroughputArgs {
     batch_sizes: Vec<usize>,
 }
 
+#[derive(Args)]
+struct CheckGradsArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Relative L2 tolerance per gradient tensor (default: 1e-2 for f32, 5e-2 for bf16).
+    #[arg(long)]
+    grad_tol: Option<f64>,
+    /// Relative tolerance of the loss (default: 1e-3 for f32, 5e-3 for bf16).
+    #[arg(long)]
+    loss_tol: Option<f64>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 pub fn run() -> Result<()> {
     match Cli::parse().command {
         Command::Prepare(a) => prepare(a),
@@ -237,6 +254,7 @@ pub fn run() -> Result<()> {
         Command::Bench(a) => bench_cmd(a),
         Command::Throughput(a) => throughput_cmd(a),
         Command::Sweep(a) => sweep_cmd(a),
+        Command::CheckGrads(a) => check_grads_cmd(a),
         Command::Ledger(a) => ledger_cmd(a),
         Command::Fit(a) => fit_cmd(a),
     }
@@ -343,6 +361,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
     }
     let rows: Vec<(String, String)> = [
         ("device", r.device.clone()),
+        ("precision", r.precision.clone()),
         ("threads", r.threads.to_string()),
         ("parameters", r.params.to_string()),
         (
@@ -371,6 +390,59 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
     .collect();
     println!("{}", config_table(&rows));
     Ok(())
+}
+
+fn check_grads_cmd(a: CheckGradsArgs) -> Result<()> {
+    let config = load_config(&a.config)?;
+    let tolerance =
+        Tolerance::default_for(config.train.precision).overridden(a.grad_tol, a.loss_tol);
+    let r = check_grads(&config, Some(tolerance))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print_grad_check(&r);
+    }
+    if !r.passed() {
+        bail!(
+            "gradient check failed on {} ({}):\n  - {}",
+            r.device,
+            r.precision,
+            r.problems.join("\n  - ")
+        );
+    }
+    Ok(())
+}
+
+fn print_grad_check(r: &GradCheckReport) {
+    let mut rows = vec![
+        (
+            "device".to_string(),
+            format!("{} ({})", r.device, r.precision),
+        ),
+        (
+            "batch x context".to_string(),
+            format!("{} x {}", r.batch_size, r.context),
+        ),
+        (
+            "loss / CPU f32 loss".to_string(),
+            format!("{:.6} / {:.6}", r.loss, r.reference_loss),
+        ),
+        (
+            "max gradient relative error".to_string(),
+            format!(
+                "{:.3e} (tolerance {:.1e})",
+                r.max_rel_err(),
+                r.tolerance.grad
+            ),
+        ),
+    ];
+    for p in &r.params {
+        rows.push((
+            p.name.clone(),
+            format!("norm {:.4e}, rel err {:.2e}", p.norm, p.rel_err),
+        ));
+    }
+    println!("{}", config_table(&rows));
 }
 
 fn ledger_cmd(a: LedgerArgs) -> Result<()> {

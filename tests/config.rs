@@ -54,7 +54,7 @@ batch_size = 0
 "#;
     let err = load(text, &[]).unwrap_err();
     for needle in [
-        "run.device must be \"cpu\" or \"cuda:N\"",
+        "run.device must be \"cpu\", \"cuda\" or \"cuda:N\"",
         "data.val_fraction must be in [0, 1)",
         "model.n_head must divide model.d_model (768 % 5 != 0)",
         "model.vocab_size (4096) is smaller than the GPT-2 tokenizer's vocabulary (50257)",
@@ -129,4 +129,27 @@ fn sampling_section_keeps_policy_tables_and_rejects_stray_keys() {
     assert!(err.contains("sampling.policyy"), "{err}");
     let c = load(BASE, &["sampling.policy=spaced"]).unwrap();
     assert_eq!(c.sampling.policy, "spaced");
+}
+
+#[test]
+fn precision_defaults_to_f32_parses_bf16_and_rejects_others() {
+    use syllabus::model::Precision;
+    let c = load(BASE, &[]).unwrap();
+    assert_eq!(c.train.precision, Precision::F32);
+    // The default is left out of the saved config, so the run id of an f32 run is unchanged.
+    assert!(!c.to_toml().contains("precision"), "{}", c.to_toml());
+    let c = load(BASE, &["train.precision=bf16"]).unwrap();
+    assert_eq!(c.train.precision, Precision::Bf16);
+    assert_eq!(load(&c.to_toml(), &[]).unwrap(), c);
+    let err = load(BASE, &["train.precision=fp16"]).unwrap_err();
+    assert!(err.contains("fp16") && err.contains("bf16"), "{err}");
+}
+
+#[test]
+fn device_accepts_cuda_without_ordinal() {
+    for ok in ["cpu", "cuda", "cuda:0", "cuda:7"] {
+        load(BASE, &[&format!("run.device={ok}")]).unwrap();
+    }
+    let err = load(BASE, &["run.device=gpu:0"]).unwrap_err();
+    assert!(err.contains("run.device must be"), "{err}");
 }

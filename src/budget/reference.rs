@@ -157,7 +157,7 @@ pub fn measure(
         source: "measured".into(),
         device: r.device,
         threads: r.threads,
-        dtype: "f32".into(),
+        dtype: r.precision.clone(),
         batch_size: r.batch_size,
         grad_accum: r.grad_accum,
         context: r.context,

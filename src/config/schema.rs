@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub use super::sampling::SamplingConfig;
 use crate::ledger::UpdateRule;
-use crate::model::GptConfig;
+use crate::model::{GptConfig, Precision};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,7 +49,8 @@ pub struct RunConfig {
     pub out_dir: Option<PathBuf>,
     /// Seed of the one RNG behind init, data order and sampling. Default 1337.
     pub seed: u64,
-    /// `"cpu"` or `"cuda:N"` (needs a binary built with `--features cuda`). Default `"cpu"`.
+    /// `"cpu"`, `"cuda"` (= `"cuda:0"`) or `"cuda:N"` (needs a binary built with
+    /// `--features cuda`, see scripts/build-cuda.sh; never falls back to the CPU). Default `"cpu"`.
     pub device: String,
     /// CPU threads for candle/rayon; 0 = all cores. Bit-exact determinism holds per thread
     /// count. Default 0.
@@ -244,6 +245,13 @@ pub struct TrainConfig {
     /// Stop with an error after this many consecutive non-finite steps. Default 10.
     #[serde(default = "default_max_skips")]
     pub max_consecutive_skips: u32,
+    /// Matmul precision: `"f32"` or `"bf16"` (bf16 operands, f32 accumulation; weights, AdamW
+    /// moments, LayerNorm, softmax and the loss stay f32). On CUDA, f32 matmuls use TF32 tensor
+    /// cores. `bf16` is meant for GPUs: on the CPU it is correct but slower than f32.
+    /// Default `"f32"`. Left out of the saved config when f32, so configs (and the run id the
+    /// ledger derives from them) of runs made before this field existed stay the same.
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
 }
 
 fn one() -> usize {

@@ -26,7 +26,7 @@ impl Config {
     fn check_run(&self, p: &mut Vec<String>) {
         if parse_device(&self.run.device).is_none() {
             p.push(format!(
-                "run.device must be \"cpu\" or \"cuda:N\", got {:?}",
+                "run.device must be \"cpu\", \"cuda\" or \"cuda:N\", got {:?}",
                 self.run.device
             ));
         }
@@ -171,10 +171,12 @@ impl Config {
     }
 }
 
-/// `"cpu"` -> `Some(None)`, `"cuda:N"` -> `Some(Some(N))`, anything else -> `None`.
+/// `"cpu"` -> `Some(None)`, `"cuda"` -> `Some(Some(0))`, `"cuda:N"` -> `Some(Some(N))`,
+/// anything else -> `None`.
 pub fn parse_device(s: &str) -> Option<Option<usize>> {
-    if s == "cpu" {
-        return Some(None);
+    match s {
+        "cpu" => Some(None),
+        "cuda" => Some(Some(0)),
+        _ => s.strip_prefix("cuda:")?.parse().ok().map(Some),
     }
-    s.strip_prefix("cuda:")?.parse().ok().map(Some)
 }

@@ -7,12 +7,17 @@
 //! gradients silently). The residual stream is kept as [B*T, D] so each linear layer is one
 //! 2-D matmul; it is reshaped to [B, H, T, hd] only inside attention. The training loss
 //! ([`Gpt::per_sequence_loss`]) fuses the lm_head with the cross-entropy (`lm_head.rs`).
+//!
+//! Mixed precision ([`Precision`], `precision.rs`): every matmul (the four linear layers,
+//! QKᵀ, attention · V, the lm_head) goes through `Precision::matmul`, which runs it in bf16 in
+//! bf16 mode and returns f32. The residual stream, biases, GELU, LayerNorm, the softmax and the
+//! cross-entropy stay f32, so only the matmul operands are ever rounded to bf16.
 
 use candle_core::{DType, Device, Tensor, D};
 
 use super::layer_norm::LayerNorm;
 use super::lm_head::lm_head_nll;
-use super::{GptConfig, ModelError, Params};
+use super::{GptConfig, ModelError, Params, Precision};
 
 /// HF Conv1D: weight stored [in, out], so y = x · W + b.
 #[derive(Clone, Debug)]
@@ -22,8 +27,8 @@ struct Linear {
 }
 
 impl Linear {
-    fn forward(&self, x: &Tensor) -> Result<Tensor, ModelError> {
-        Ok(x.matmul(&self.weight)?.broadcast_add(&self.bias)?) // [N, out]
+    fn forward(&self, x: &Tensor, p: Precision) -> Result<Tensor, ModelError> {
+        Ok(p.matmul(x, &self.weight)?.broadcast_add(&self.bias)?) // [N, out] f32
     }
 }
 
@@ -46,6 +51,7 @@ pub struct Gpt {
     wpe: Tensor, // [n_positions, D]
     blocks: Vec<Block>,
     ln_f: LayerNorm,
+    precision: Precision,
 }
 
 /// How parameters are taken from the store.
@@ -132,11 +138,22 @@ impl Gpt {
                 .map(|i| look.block(i))
                 .collect::<Result<_, _>>()?,
             ln_f: look.layer_norm("transformer.ln_f")?,
+            precision: Precision::F32,
         })
+    }
+
+    /// The same model with its matmuls in `precision` (default f32). Weights are shared.
+    pub fn with_precision(mut self, precision: Precision) -> Gpt {
+        self.precision = precision;
+        self
     }
 
     pub fn config(&self) -> &GptConfig {
         &self.cfg
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Logits [B, T, V] (f32) for token ids `idx` [B, T] (u32), T <= n_positions.
@@ -145,7 +162,7 @@ impl Gpt {
         let h = self.hidden_2d(idx, b, t)?; // [B*T, D]
 
         // Tied lm_head: logits = h · wteᵀ; gemm reads the transposed view by strides, no copy.
-        let logits = h.matmul(&self.wte.t()?)?; // [B*T, V]
+        let logits = self.precision.matmul(&h, &self.wte.t()?)?; // [B*T, V] f32
         Ok(logits.reshape((b, t, self.cfg.vocab_size))?) // [B, T, V]
     }
 
@@ -168,7 +185,7 @@ impl Gpt {
         let h = self.hidden_2d(inputs, b, t)?; // [B*T, D]
 
         // lm_head and cross-entropy fused: the [B*T, V] logits never enter the autograd graph.
-        let nll = lm_head_nll(&h, &self.wte, &targets.flatten_all()?)?; // [B*T]
+        let nll = lm_head_nll(&h, &self.wte, &targets.flatten_all()?, self.precision)?; // [B*T]
         Ok(nll.reshape((b, t))?.mean(1)?) // [B]
     }
 
@@ -217,11 +234,12 @@ impl Gpt {
         b: usize,
         t: usize,
     ) -> Result<Tensor, ModelError> {
+        let p = self.precision;
         let h = block.ln_1.forward(x)?; // [B*T, D]
         let x = (x + self.attention(block, &h, mask, b, t)?)?; // [B*T, D]
         let h = block.ln_2.forward(&x)?; // [B*T, D]
-        let h = block.c_fc.forward(&h)?.gelu()?; // [B*T, 4D], tanh approximation as GPT-2
-        let x = (x + block.mlp_proj.forward(&h)?)?; // [B*T, D]
+        let h = block.c_fc.forward(&h, p)?.gelu()?; // [B*T, 4D], tanh approximation as GPT-2
+        let x = (x + block.mlp_proj.forward(&h, p)?)?; // [B*T, D]
         Ok(x)
     }
 
@@ -235,7 +253,9 @@ impl Gpt {
         t: usize,
     ) -> Result<Tensor, ModelError> {
         let (nh, hd, d) = (self.cfg.n_head, self.cfg.head_dim(), self.cfg.d_model);
-        let qkv = block.c_attn.forward(h)?; // [B*T, 3D]
+        let p = self.precision;
+        // Cast once here (a no-op in f32): q, k and v then enter their matmuls without copies.
+        let qkv = block.c_attn.forward(h, p)?.to_dtype(p.matmul_dtype())?; // [B*T, 3D]
 
         // One copy puts q, k, v and the heads in place.
         let qkv = qkv
@@ -246,14 +266,14 @@ impl Gpt {
         let k = qkv.get(1)?; // [B, H, T, hd]
         let v = qkv.get(2)?; // [B, H, T, hd]
         let scale = 1.0 / (hd as f64).sqrt();
-        let att = (q.matmul(&k.t()?)? * scale)?; // [B, H, T, T]
+        let att = (p.matmul(&q, &k.t()?)? * scale)?; // [B, H, T, T] f32
         let att = att.broadcast_add(mask)?; // [B, H, T, T], -inf above the diagonal
 
         // The composed softmax: softmax_last_dim has no backward (q, k would get zero grads).
         let att = candle_nn::ops::softmax(&att, D::Minus1)?; // [B, H, T, T]
-        let y = att.matmul(&v)?; // [B, H, T, hd]
+        let y = p.matmul(&att, &v)?; // [B, H, T, hd] f32
         let y = y.transpose(1, 2)?.contiguous()?.reshape((b * t, d))?; // [B*T, D]
-        block.attn_proj.forward(&y)
+        block.attn_proj.forward(&y, p)
     }
 }
 

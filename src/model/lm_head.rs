@@ -7,18 +7,30 @@
 //! and the sum). This op allocates one: its backward turns its private logits buffer into the
 //! logits gradient in place and feeds it straight into the two weight/input matmuls, so the
 //! gradient store only ever sees [N, D] and [V, D] tensors.
+//!
+//! In bf16 mode ([`Precision::Bf16`]) the composed path is used on every device: the op below
+//! is an f32 CPU kernel, and bf16 on the CPU exists to test the GPU's numerics (candle's CPU
+//! bf16 matmul widens to f32, so it is slower than f32 there, not faster). The matmul runs in
+//! bf16 and its logits are cast to f32 before the log-softmax, so the per-token NLL (and the
+//! ledger's per-sequence losses) are f32 reductions in every mode.
 
 use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Storage, Tensor};
 
 use super::loss::{nll_rows, token_nll_composed, SoftmaxGrad};
-use super::ModelError;
+use super::{ModelError, Precision};
 
 /// Per-token NLL of `h` [N, D] projected by the tied embedding `wte` [V, D] (logits = h · wteᵀ)
-/// against `targets` [N] u32 → [N] f32. Gradients flow to `h` and `wte`. On non-CPU devices it
-/// is the composed matmul + log-softmax (same values and gradients; no fused kernel there).
-pub fn lm_head_nll(h: &Tensor, wte: &Tensor, targets: &Tensor) -> Result<Tensor, ModelError> {
+/// against `targets` [N] u32 → [N] f32. Gradients flow to `h` and `wte`. On non-CPU devices, or
+/// with bf16 matmuls, it is the composed matmul + f32 log-softmax (same values and gradients in
+/// f32; no fused kernel there).
+pub fn lm_head_nll(
+    h: &Tensor,
+    wte: &Tensor,
+    targets: &Tensor,
+    precision: Precision,
+) -> Result<Tensor, ModelError> {
     let (n, d) = h.dims2()?;
     let (_v, d_wte) = wte.dims2()?;
     if d != d_wte || targets.dims() != [n] || targets.dtype() != DType::U32 {
@@ -30,8 +42,8 @@ pub fn lm_head_nll(h: &Tensor, wte: &Tensor, targets: &Tensor) -> Result<Tensor,
             targets.dims()
         )));
     }
-    if !h.device().is_cpu() {
-        let logits = h.matmul(&wte.t()?)?; // [N, V]
+    if !h.device().is_cpu() || precision != Precision::F32 {
+        let logits = precision.matmul(h, &wte.t()?)?; // [N, V] f32
         return token_nll_composed(&logits, targets);
     }
     // Computed outside the graph; the op's backward supplies the gradients itself.
@@ -134,7 +146,7 @@ mod tests {
         let mut runs = Vec::new();
         for fused in [true, false] {
             let nll = if fused {
-                lm_head_nll(h.as_tensor(), wte.as_tensor(), &targets)?
+                lm_head_nll(h.as_tensor(), wte.as_tensor(), &targets, Precision::F32)?
             } else {
                 let logits = h.as_tensor().matmul(&wte.as_tensor().t()?)?;
                 token_nll_composed(&logits, &targets)?
@@ -167,7 +179,8 @@ mod tests {
         let h = Var::from_vec(vec![0.5f32; 8], (2, 4), &dev)?;
         let wte = Var::from_vec((0..20).map(|i| i as f32 * 0.1).collect(), (5, 4), &dev)?;
         let targets = Tensor::new(&[1u32, 3], &dev)?;
-        let loss = lm_head_nll(h.as_tensor(), wte.as_tensor(), &targets)?.sum_all()?;
+        let loss =
+            lm_head_nll(h.as_tensor(), wte.as_tensor(), &targets, Precision::F32)?.sum_all()?;
         loss.backward()?;
         assert!(loss.backward().is_err());
         Ok(())

@@ -8,6 +8,7 @@
 //!   gradients silently, see `docs/candle-notes.md`).
 //! - [`loss`]: per-token cross-entropy, a fused CPU op with a real backward.
 //! - [`lm_head`]: the tied output projection fused with that cross-entropy (CPU training path).
+//! - [`precision`]: f32 or bf16 matmuls (mixed precision with f32 master weights).
 
 pub mod config;
 pub mod gpt;
@@ -15,10 +16,12 @@ pub mod layer_norm;
 pub mod lm_head;
 pub mod loss;
 pub mod params;
+pub mod precision;
 
 pub use config::GptConfig;
 pub use gpt::Gpt;
 pub use params::Params;
+pub use precision::Precision;
 
 /// Everything that can go wrong in the model layer.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 use candle_core::Tensor;
 use serde::Serialize;
 
-use super::{device_name, matmul_peak_flops};
+use super::{device_name, matmul_peak_flops_for};
 use crate::config::Config;
 use crate::model::{Gpt, Params};
 use crate::optim::{AdamW, AdamWParams};
@@ -20,6 +20,8 @@ pub struct BenchOptions {
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     pub device: String,
+    /// `train.precision`: "f32" or "bf16".
+    pub precision: String,
     pub threads: usize,
     pub params: usize,
     pub batch_size: usize,
@@ -50,7 +52,8 @@ pub fn bench(config: &Config, opts: BenchOptions) -> Result<BenchReport, TrainEr
     let (micro, accum) = (config.train.batch_size, config.train.grad_accum);
     let mut rng = Rng::new(config.run.seed);
     let params = Params::init_gpt2(&gpt_cfg, &mut rng, &device)?;
-    let gpt = Gpt::new(&gpt_cfg, &params)?;
+    let precision = config.train.precision;
+    let gpt = Gpt::new(&gpt_cfg, &params)?.with_precision(precision);
     let mut opt = AdamW::new(
         &params,
         AdamWParams {
@@ -102,9 +105,10 @@ pub fn bench(config: &Config, opts: BenchOptions) -> Result<BenchReport, TrainEr
     let step_ms = median(&mut total);
     let tokens_per_s = (micro * accum * ctx) as f64 / (step_ms / 1e3);
     let flops_per_token = gpt_cfg.flops_per_token(ctx);
-    let peak_flops = matmul_peak_flops(&device)?;
+    let peak_flops = matmul_peak_flops_for(&device, precision)?;
     Ok(BenchReport {
         device: device_name(&device),
+        precision: precision.to_string(),
         threads: candle_core::utils::get_num_threads(),
         params: gpt_cfg.num_params(),
         batch_size: micro,

@@ -1,24 +1,35 @@
-//! Throughput measurement: a measured matmul peak for MFU, and `syllabus bench`.
+//! Throughput measurement: a measured matmul peak for MFU, and `syllabus bench`; and
+//! `syllabus check-grads`, the device/precision gradient check that goes with it on a GPU.
 
 mod bench;
+mod grad_check;
 mod peak;
 
 pub use bench::{bench, BenchOptions, BenchReport};
+pub use grad_check::{check_grads, GradCheckReport, ParamGradCheck, Tolerance};
 pub use peak::{Peak, PeakSetting, PerfConfig, PEAK_PRESETS};
 
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
+
+use crate::model::Precision;
 
 use crate::rng::Rng;
 
 /// Best-of-N f32 matmul rate on `device`, in FLOP/s: the denominator of MFU where no vendor
 /// peak applies (CPU). Square matrices sized so one product takes milliseconds, not seconds.
 pub fn matmul_peak_flops(device: &Device) -> candle_core::Result<f64> {
+    matmul_peak_flops_for(device, Precision::F32)
+}
+
+/// The same probe with operands in `precision`'s matmul dtype: MFU of a bf16 run is measured
+/// against the bf16 peak (TF32 for f32 on CUDA, since opening the GPU enables it).
+pub fn matmul_peak_flops_for(device: &Device, precision: Precision) -> candle_core::Result<f64> {
     let n = if device.is_cpu() { 768 } else { 8192 };
     let mut rng = Rng::new(0);
     let data: Vec<f32> = (0..n * n).map(|_| rng.normal() as f32).collect();
-    let a = Tensor::from_vec(data, (n, n), device)?.to_dtype(DType::F32)?;
+    let a = Tensor::from_vec(data, (n, n), device)?.to_dtype(precision.matmul_dtype())?;
     let b = a.t()?.contiguous()?;
     let mut best = f64::INFINITY;
     for i in 0..6 {

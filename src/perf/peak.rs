@@ -8,7 +8,8 @@
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
-use super::matmul_peak_flops;
+use super::matmul_peak_flops_for;
+use crate::model::Precision;
 
 /// Dense bf16 peaks in FLOP/s, from the vendors' data sheets.
 pub const PEAK_PRESETS: [(&str, f64); 6] = [
@@ -69,8 +70,9 @@ impl PerfConfig {
         }
     }
 
-    /// The peak for `device`. Invariant: the config validated.
-    pub fn resolve(&self, device: &Device) -> candle_core::Result<Peak> {
+    /// The peak for `device`; a measured one uses `precision`'s matmul dtype. Invariant: the
+    /// config validated.
+    pub fn resolve(&self, device: &Device, precision: Precision) -> candle_core::Result<Peak> {
         Ok(match &self.peak {
             PeakSetting::Flops(f) => Peak {
                 flops: *f,
@@ -82,8 +84,8 @@ impl PerfConfig {
                     source: format!("{n} bf16 data sheet"),
                 },
                 None => Peak {
-                    flops: matmul_peak_flops(device)?,
-                    source: "measured f32 matmul".into(),
+                    flops: matmul_peak_flops_for(device, precision)?,
+                    source: format!("measured {precision} matmul"),
                 },
             },
         })
@@ -105,9 +107,15 @@ mod tests {
     fn presets_numbers_and_errors() {
         let c: PerfConfig = toml::from_str("peak = \"h100\"").unwrap();
         assert!(c.problems().is_empty());
-        assert_eq!(c.resolve(&Device::Cpu).unwrap().flops, 989.4e12);
+        assert_eq!(
+            c.resolve(&Device::Cpu, Precision::F32).unwrap().flops,
+            989.4e12
+        );
         let c: PerfConfig = toml::from_str("peak = 2.5e11").unwrap();
-        assert_eq!(c.resolve(&Device::Cpu).unwrap().flops, 2.5e11);
+        assert_eq!(
+            c.resolve(&Device::Cpu, Precision::F32).unwrap().flops,
+            2.5e11
+        );
         let c: PerfConfig = toml::from_str("peak = \"v100\"").unwrap();
         assert!(c.problems()[0].contains("rtx3090"), "{:?}", c.problems());
         let c: PerfConfig = toml::from_str("peak = -1.0").unwrap();

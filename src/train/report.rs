@@ -74,7 +74,7 @@ impl Reporter {
             console::config_table(&s.budget.plan().table_rows())
         );
         let unigram = unigram_entropy(&s.data.val);
-        let peak = c.perf.resolve(&s.device)?;
+        let peak = c.perf.resolve(&s.device, c.train.precision)?;
         let ctx = c.context();
         let mut r = Reporter {
             logger,

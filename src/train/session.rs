@@ -164,11 +164,13 @@ impl Session {
         Ok(())
     }
 
-    /// The training model (tracked ops) and an inference view sharing the same storage.
+    /// The training model (tracked ops) and an inference view sharing the same storage, both
+    /// with the configured matmul precision.
     pub fn models(&self) -> Result<(Gpt, Gpt), TrainError> {
+        let p = self.config.train.precision;
         Ok((
-            Gpt::new(&self.gpt_config, &self.params)?,
-            Gpt::new_inference(&self.gpt_config, &self.params)?,
+            Gpt::new(&self.gpt_config, &self.params)?.with_precision(p),
+            Gpt::new_inference(&self.gpt_config, &self.params)?.with_precision(p),
         ))
     }
 
