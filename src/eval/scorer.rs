@@ -37,18 +37,19 @@ impl Request {
     /// is kept; a continuation longer than `max_input` loses its leading tokens (reported by
     /// [`Request::continuation_cut`]).
     pub fn fitted(&self, max_input: usize) -> Request {
-        let context = if self.context.is_empty() {
-            vec![EOT_TOKEN]
+        let context: &[u32] = if self.context.is_empty() {
+            &[EOT_TOKEN]
         } else {
-            self.context.clone()
+            &self.context
         };
-        let keep_cont = self.continuation.len().min(max_input.max(1));
-        let continuation = self.continuation[self.continuation.len() - keep_cont..].to_vec();
-        let keep_ctx = (max_input + 1 - keep_cont).min(context.len()).max(1);
-        let context = context[context.len() - keep_ctx..].to_vec();
+        let all: Vec<u32> = context.iter().chain(&self.continuation).copied().collect();
+        let keep = all.len().min(max_input.max(1) + 1);
+        let tail = &all[all.len() - keep..];
+        // The context keeps >= 1 token: `keep` exceeds the kept continuation by at least one.
+        let split = keep - self.continuation.len().min(max_input.max(1));
         Request {
-            context,
-            continuation,
+            context: tail[..split].to_vec(),
+            continuation: tail[split..].to_vec(),
         }
     }
 
