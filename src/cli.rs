@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use syllabus::config::Config;
 use syllabus::data::{self, Gpt2Tokenizer, PrepareOptions};
+use syllabus::eval::{self, EvalOverrides};
 use syllabus::generate::{generate, SampleOptions};
 use syllabus::ledger;
 use syllabus::logging::console::config_table;
@@ -49,6 +50,8 @@ enum Command {
     Sweep(SweepArgs),
     /// Fit a scaling law to a loss table (our results.csv or a ColPret-format CSV).
     Fit(FitArgs),
+    /// Evaluate a run's checkpoint: normalised perplexity and zero-shot tasks (RUN/eval.json).
+    Eval(EvalArgs),
 }
 
 #[derive(Args)]
@@ -108,6 +111,41 @@ struct FitArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Run directory (its config.toml and checkpoints).
+    #[arg(long)]
+    run: PathBuf,
+    /// Checkpoint directory; default: the run's newest complete checkpoint.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Comma-separated: lambada,hellaswag,piqa,arc_easy,winogrande,wikitext2,val, or auto.
+    /// Default: the run's eval.tasks.
+    #[arg(long, value_delimiter = ',')]
+    tasks: Option<Vec<String>>,
+    /// Examples per zero-shot task (the first ones); 0 = all. Default: eval.task_limit.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Scored tokens per perplexity set; 0 = all. Default: eval.ppl_max_tokens.
+    #[arg(long)]
+    ppl_tokens: Option<usize>,
+    /// Directory of the eval files. Default: eval.tasks_dir.
+    #[arg(long)]
+    tasks_dir: Option<PathBuf>,
+    /// Sliding-window stride in tokens. Default: eval.stride (context / 4).
+    #[arg(long)]
+    stride: Option<usize>,
+    /// Requests per forward pass. Default: eval.batch_size.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// "cpu" or "cuda:N".
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Print the report as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -257,6 +295,7 @@ pub fn run() -> Result<()> {
         Command::CheckGrads(a) => check_grads_cmd(a),
         Command::Ledger(a) => ledger_cmd(a),
         Command::Fit(a) => fit_cmd(a),
+        Command::Eval(a) => eval_cmd(a),
     }
 }
 
@@ -542,5 +581,35 @@ fn fit_cmd(a: FitArgs) -> Result<()> {
     } else {
         print!("{}", report.render_text());
     }
+    Ok(())
+}
+
+fn eval_cmd(a: EvalArgs) -> Result<()> {
+    let config = Config::load(&a.run.join("config.toml"), &[])?;
+    set_threads(config.run.threads)?;
+    let device = select_device(&a.device)?;
+    let overrides = EvalOverrides {
+        tasks: a.tasks,
+        tasks_dir: a.tasks_dir,
+        task_limit: a.limit,
+        ppl_max_tokens: a.ppl_tokens,
+        stride: a.stride,
+        batch_size: a.batch_size,
+        quiet: false,
+    };
+    let r = eval::evaluate_checkpoint(
+        &a.run,
+        &config,
+        a.checkpoint.as_deref(),
+        &overrides,
+        &device,
+    )?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r.report)?);
+        return Ok(());
+    }
+    println!("{} (step {})", r.checkpoint.display(), r.step);
+    print!("{}", eval::render_table(&r.report));
+    println!("results stored in {}", r.eval_json.display());
     Ok(())
 }

@@ -1,12 +1,14 @@
 //! syllabus: adaptive-curriculum pretraining of GPT-2-sized language models.
 //!
 //! Folder per concern: `data` (tokenizer, token store, blocks), `model` (GPT-2),
-//! `optim` (AdamW, schedules), `train` (loop, checkpoints, eval), `logging`
+//! `optim` (AdamW, schedules), `train` (loop, checkpoints, eval), `eval` (perplexity and
+//! zero-shot suite), `logging`
 //! (metrics sinks: TensorBoard, JSONL, console), `config` (TOML schema + validation).
 
 pub mod budget;
 pub mod config;
 pub mod data;
+pub mod eval;
 pub mod generate;
 pub mod ledger;
 pub mod logging;

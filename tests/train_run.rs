@@ -335,3 +335,36 @@ fn user_policy_from_outside_the_crate_trains() {
         "{err}"
     );
 }
+
+#[test]
+fn a_finished_run_ends_with_the_eval_suite_and_an_interrupted_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::tiny_config(dir.path(), 4, "");
+    let run = dir.path().join("run");
+    let stop = TrainOptions {
+        stop_after: Some(2),
+        ..Default::default()
+    };
+    train(&cfg, &stop).unwrap();
+    assert!(
+        !run.join("eval.json").exists(),
+        "suite ran on an interrupted run"
+    );
+    let resume = TrainOptions {
+        resume: true,
+        ..Default::default()
+    };
+    train(&cfg, &resume).unwrap();
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
+    let entry = &j["checkpoints"]["4"];
+    assert!(entry["checkpoint"]
+        .as_str()
+        .unwrap()
+        .ends_with("step_00000004"));
+    let ppl = &entry["report"]["perplexity"][0];
+    assert_eq!(ppl["set"], "val");
+    assert!(ppl["norm_ppl"].as_f64().unwrap() > 1.0, "{ppl}");
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert!(metrics.contains("eval/val/norm_ppl"), "no suite scalars");
+}

@@ -290,6 +290,22 @@ pub struct EvalConfig {
     pub temperature: f64,
     /// Top-k filter for sampling; 0 = no filter. Default 40.
     pub top_k: usize,
+    /// Eval suite (`syllabus eval`, end of training): any of `lambada`, `hellaswag`, `piqa`,
+    /// `arc_easy`, `winogrande`, `wikitext2`, `val`; or `["auto"]`: every task whose file
+    /// exists under `tasks_dir`, plus `val` (the prepared validation split), listing the skipped
+    /// ones. A task named explicitly whose file is missing is an error. Default `["auto"]`.
+    pub tasks: Vec<String>,
+    /// Directory of the eval files (`shared/data/eval/` layout), relative to the working
+    /// directory. Default `"../shared/data/eval"`.
+    pub tasks_dir: PathBuf,
+    /// Examples per zero-shot task (each file's first ones); 0 = all. Default 150: the
+    /// default suite on the tiny preset takes about a minute on 2 CPU cores (docs/eval.md).
+    pub task_limit: usize,
+    /// Scored tokens per perplexity set (each stream's first ones); 0 = all. Default 8192.
+    pub ppl_max_tokens: usize,
+    /// Sliding-window stride of the perplexity sets, in tokens (1..=context length).
+    /// Default: context length / 4 (Languini scores the last 128 of 512).
+    pub stride: Option<usize>,
 }
 
 impl Default for EvalConfig {
@@ -303,6 +319,11 @@ impl Default for EvalConfig {
             sample_prompt: "The".into(),
             temperature: 0.8,
             top_k: 40,
+            tasks: vec!["auto".into()],
+            tasks_dir: PathBuf::from("../shared/data/eval"),
+            task_limit: 150,
+            ppl_max_tokens: 8192,
+            stride: None,
         }
     }
 }

@@ -20,7 +20,23 @@ impl Config {
         self.check_train(&mut p);
         p.extend(self.budget.problems());
         p.extend(self.perf.problems());
+        self.check_eval_suite(&mut p);
         p
+    }
+
+    fn check_eval_suite(&self, p: &mut Vec<String>) {
+        let e = &self.eval;
+        if let Err(err) = crate::eval::TaskSelection::parse(&e.tasks) {
+            p.push(format!("eval.tasks: {err}"));
+        }
+        let ctx = self.model.resolve().map(|g| self.model.context(&g)).ok();
+        match (e.stride, ctx) {
+            (Some(0), _) => p.push("eval.stride must be > 0".into()),
+            (Some(s), Some(ctx)) if s > ctx => p.push(format!(
+                "eval.stride ({s}) is longer than the context length ({ctx})"
+            )),
+            _ => {}
+        }
     }
 
     fn check_run(&self, p: &mut Vec<String>) {

@@ -48,6 +48,14 @@ impl Gpt2Tokenizer {
         }
     }
 
+    /// The exact bytes of `ids` (no U+FFFD substitution), or an error naming an id outside the
+    /// vocabulary. Evaluation counts text length in UTF-8 bytes from these.
+    pub fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>, DataError> {
+        self.bpe
+            .decode_bytes(ids)
+            .map_err(|e| DataError::Tokenizer(format!("cannot decode token ids: {e}")))
+    }
+
     /// Slow path for ids outside the vocabulary: decode the rest, mark unknown ids.
     fn decode_skipping_unknown(&self, ids: &[u32]) -> String {
         let mut bytes = Vec::with_capacity(ids.len() * 4);

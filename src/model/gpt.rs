@@ -189,6 +189,19 @@ impl Gpt {
         Ok(nll.reshape((b, t))?.mean(1)?) // [B]
     }
 
+    /// Final hidden states [B*T, D] (after `ln_f`) for `idx` [B, T] (u32). Evaluation projects
+    /// only the rows it scores with [`Gpt::project`]: at V = 50257 the lm_head is most of a small
+    /// model's forward cost, and a sliding-window or multiple-choice scorer needs a few positions.
+    pub fn hidden_states(&self, idx: &Tensor) -> Result<Tensor, ModelError> {
+        let (b, t) = self.check_idx(idx, "idx")?;
+        self.hidden_2d(idx, b, t) // [B*T, D]
+    }
+
+    /// Logits [N, V] of hidden rows `h` [N, D] through the tied lm_head.
+    pub fn project(&self, h: &Tensor) -> Result<Tensor, ModelError> {
+        Ok(h.matmul(&self.wte.t()?)?) // [N, V]
+    }
+
     /// Validates token ids and returns (B, T).
     fn check_idx(&self, idx: &Tensor, what: &str) -> Result<(usize, usize), ModelError> {
         let (b, t) = idx.dims2().map_err(|_| {

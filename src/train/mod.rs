@@ -39,6 +39,8 @@ pub enum TrainError {
     Sampling(#[from] crate::sampling::SamplingError),
     #[error(transparent)]
     Budget(#[from] crate::budget::BudgetError),
+    #[error(transparent)]
+    Eval(#[from] crate::eval::EvalError),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,

@@ -114,7 +114,10 @@ fn clear(dir: &Path) -> Result<(), TrainError> {
         let path = entry.map_err(rm_err(dir))?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let ours = name.starts_with("events.out.tfevents.")
-            || matches!(name, "metrics.jsonl" | CONFIG_FILE | "summary.json");
+            || matches!(
+                name,
+                "metrics.jsonl" | CONFIG_FILE | "summary.json" | crate::eval::EVAL_FILE
+            );
         if ours {
             fs::remove_file(&path).map_err(rm_err(&path))?;
         }

@@ -153,6 +153,11 @@ pub fn train_with_registry(
         Some(e) => e,
         None => report.eval(&s, &gpt_eval, s.state.step)?,
     };
+    if stop.is_some() {
+        let t = Instant::now();
+        report.suite(&s, &gpt_eval)?;
+        s.budget.add_wall(Activity::Eval, t.elapsed());
+    }
     let usage = s.budget.usage();
     let summary = TrainSummary {
         run_dir: config.run.run_dir(),

@@ -80,6 +80,10 @@ every = 4
 max_blocks = 8
 batch_size = 4
 sample_tokens = 4
+# The end-of-run suite on the validation split only: the same on machines with and without
+# ../shared/data/eval, and fast.
+tasks = ["val"]
+ppl_max_tokens = 256
 [checkpoint]
 every = 3
 keep_last = 2
