@@ -190,8 +190,9 @@ prepared_dir = "p"
 preset = "tiny"
 [schedule]
 warmup_steps = 1
-[train]
+[budget]
 steps = 4
+[train]
 batch_size = 2
 "#;
     let cfg = syllabus::config::Config::from_toml_str(base, "t.toml", &[]).expect("defaults");
