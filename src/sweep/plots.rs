@@ -74,7 +74,7 @@ fn span(xs: impl Iterator<Item = f64>) -> (f64, f64) {
     })
 }
 
-/// Final validation loss of every run against its compute (log-log), intermediate evaluations
+/// Final validation loss of every run against its compute (log x), intermediate evaluations
 /// as small dots, and each policy's fitted law over the plotted range.
 pub fn loss_vs_compute(
     path: &Path,
@@ -105,15 +105,14 @@ pub fn loss_vs_compute(
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(64)
-        .build_cartesian_2d(
-            (x0 * 0.9..x1 * 1.1).log_scale(),
-            (y0 * 0.98..y1 * 1.02).log_scale(),
-        )
+        .build_cartesian_2d((x0 * 0.9..x1 * 1.1).log_scale(), y0 * 0.98..y1 * 1.02)
         .map_err(|e| err(e.to_string()))?;
     chart
         .configure_mesh()
-        .x_desc(x_label)
+        .x_desc(format!("{x_label}, log scale"))
         .y_desc("validation loss (nats/token)")
+        .x_labels(12)
+        .y_labels(12)
         .draw()
         .map_err(|e| err(e.to_string()))?;
     let colors = policy_colors(rows);

@@ -1,0 +1,93 @@
+//! Command definitions (clap) and their thin handlers, one file per group of commands.
+
+mod analysis;
+mod perf;
+mod run;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use syllabus::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "syllabus",
+    version,
+    about = "Adaptive-curriculum GPT-2 pretraining"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Tokenize text (.txt, .jsonl, .gz, directories) into a memory-mapped token store.
+    Prepare(run::PrepareArgs),
+    /// Train a GPT-2 model from a TOML config.
+    Train(run::TrainArgs),
+    /// Generate text from a run's newest checkpoint.
+    Sample(run::SampleArgs),
+    /// Measure training throughput (random tokens, after warm-up).
+    Bench(perf::BenchArgs),
+    /// Measure the reference throughput that converts accelerator-hour budgets into steps
+    /// (Languini's protocol) and write it as JSON for `[budget] throughput_file`.
+    Throughput(perf::ThroughputArgs),
+    /// Check one backward pass on run.device / train.precision against the CPU in f32.
+    CheckGrads(perf::CheckGradsArgs),
+    /// Inspect a run's per-block loss ledger (safe while the run is training).
+    Ledger(analysis::LedgerArgs),
+    /// Run a grid of models x compute classes x policies x seeds (resumable) and write
+    /// results.csv, summary.md and plots.
+    Sweep(analysis::SweepArgs),
+    /// Fit a scaling law to a loss table (our results.csv or a ColPret-format CSV).
+    Fit(analysis::FitArgs),
+    /// Evaluate a run's checkpoint: normalised perplexity and zero-shot tasks (RUN/eval.json).
+    Eval(analysis::EvalArgs),
+}
+
+pub fn run() -> Result<()> {
+    match Cli::parse().command {
+        Command::Prepare(a) => run::prepare(a),
+        Command::Train(a) => run::train_cmd(a),
+        Command::Sample(a) => run::sample(a),
+        Command::Bench(a) => perf::bench_cmd(a),
+        Command::Throughput(a) => perf::throughput_cmd(a),
+        Command::Sweep(a) => analysis::sweep_cmd(a),
+        Command::CheckGrads(a) => perf::check_grads_cmd(a),
+        Command::Ledger(a) => analysis::ledger_cmd(a),
+        Command::Fit(a) => analysis::fit_cmd(a),
+        Command::Eval(a) => analysis::eval_cmd(a),
+    }
+}
+
+#[derive(Args)]
+struct ConfigArgs {
+    /// TOML config file.
+    #[arg(long)]
+    config: PathBuf,
+    /// Override a config key, e.g. --set optim.lr=3e-4 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+fn load_config(a: &ConfigArgs) -> Result<Config> {
+    let config = Config::load(&a.config, &a.set)?;
+    set_threads(config.run.threads)?;
+    Ok(config)
+}
+
+/// Thread count must be fixed before candle or rayon start their pools: bit-exact CPU
+/// determinism holds per thread count.
+fn set_threads(threads: usize) -> Result<()> {
+    if threads > 0 {
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .context("configuring the thread pool")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! `prepare`, `train`, `sample`: data in, model out.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Args;
+
+use syllabus::data::{self, Gpt2Tokenizer, PrepareOptions};
+use syllabus::generate::{generate, SampleOptions};
+use syllabus::model::Gpt;
+use syllabus::rng::Rng;
+use syllabus::train::{checkpoint, select_device, train, TrainOptions};
+
+use super::{load_config, ConfigArgs};
+
+#[derive(Args)]
+pub(super) struct PrepareArgs {
+    /// Input files or directories (repeatable).
+    #[arg(long = "input", required = true, num_args = 1..)]
+    inputs: Vec<PathBuf>,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Separate validation inputs; without them --val-fraction of documents is held out.
+    #[arg(long = "val", num_args = 1..)]
+    val: Vec<PathBuf>,
+    /// Fraction of documents held out for validation when --val is not given.
+    #[arg(long, default_value_t = 0.05)]
+    val_fraction: f64,
+    /// Seed of the document-level split.
+    #[arg(long, default_value_t = 1337)]
+    seed: u64,
+    /// Replace prepared data already in --out.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+#[derive(Args)]
+pub(super) struct TrainArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Continue from the newest complete checkpoint in the run directory.
+    #[arg(long)]
+    resume: bool,
+    /// Replace an existing run in the run directory.
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
+    /// Stop after this optimizer step (with a checkpoint); resume later with --resume.
+    #[arg(long)]
+    stop_after: Option<u64>,
+}
+
+#[derive(Args)]
+pub(super) struct SampleArgs {
+    /// Run directory (its newest checkpoint is used).
+    #[arg(long)]
+    run: PathBuf,
+    #[arg(long, default_value = "")]
+    prompt: String,
+    /// Tokens to generate.
+    #[arg(long, default_value_t = 100)]
+    tokens: usize,
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f64,
+    /// Keep the k most likely tokens; 0 keeps all.
+    #[arg(long, default_value_t = 40)]
+    top_k: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// "cpu", "cuda" or "cuda:N" (needs a CUDA build).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+pub(super) fn prepare(a: PrepareArgs) -> Result<()> {
+    let m = data::prepare(&PrepareOptions {
+        inputs: a.inputs,
+        val_inputs: a.val,
+        val_fraction: a.val_fraction,
+        seed: a.seed,
+        out_dir: a.out.clone(),
+        overwrite: a.overwrite,
+    })?;
+    println!(
+        "prepared {}: train {} tokens in {} documents, val {} tokens in {} documents",
+        a.out.display(),
+        m.train.tokens,
+        m.train.documents,
+        m.val.tokens,
+        m.val.documents
+    );
+    Ok(())
+}
+
+pub(super) fn train_cmd(a: TrainArgs) -> Result<()> {
+    let config = load_config(&a.config)?;
+    let summary = train(
+        &config,
+        &TrainOptions {
+            resume: a.resume,
+            overwrite: a.overwrite,
+            stop_after: a.stop_after,
+        },
+    )?;
+    println!(
+        "final val loss {:.4} (ppl {:.2}); unigram baseline {:.4}; run dir {}",
+        summary.final_eval.loss,
+        summary.final_eval.ppl,
+        summary.unigram_entropy,
+        summary.run_dir.display()
+    );
+    Ok(())
+}
+
+pub(super) fn sample(a: SampleArgs) -> Result<()> {
+    let device = select_device(&a.device)?;
+    let Some(path) = checkpoint::latest(&a.run)? else {
+        bail!("{}: no complete checkpoint to sample from", a.run.display());
+    };
+    let ckpt = checkpoint::load(&path, &device)?;
+    let cfg = &ckpt.manifest.model;
+    let gpt = Gpt::new_inference(cfg, &ckpt.params)?;
+    let tokenizer = Gpt2Tokenizer::new()?;
+    let mut prompt = tokenizer.encode(&a.prompt);
+    if prompt.is_empty() {
+        prompt.push(data::EOT_TOKEN); // unconditional sample: start from a document boundary
+    }
+    if a.temperature <= 0.0 {
+        bail!("--temperature must be > 0, got {}", a.temperature);
+    }
+    let opts = SampleOptions {
+        max_new_tokens: a.tokens,
+        temperature: a.temperature,
+        top_k: a.top_k,
+        context: cfg.n_positions,
+    };
+    let new = generate(&gpt, &prompt, &opts, &mut Rng::new(a.seed), &device)?;
+    println!("{}{}", a.prompt, tokenizer.decode(&new));
+    Ok(())
+}
