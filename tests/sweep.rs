@@ -110,6 +110,16 @@ fn a_sweep_runs_the_grid_once_and_writes_results() {
     };
     let again = std::fs::read_to_string(second.dir.join("results.csv")).unwrap();
     assert_eq!(without_wall(&again), without_wall(&csv));
+
+    // Changing the base after runs exist is refused for those runs, not silently mixed in.
+    let base = dir.path().join("base.toml");
+    let text = std::fs::read_to_string(&base).unwrap();
+    std::fs::write(&base, text.replace("lr = 0.01", "lr = 0.02")).unwrap();
+    let err = run_sweep(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("8 of 8 runs failed") && err.contains("different config"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -98,6 +98,9 @@ pub fn run_sweep(path: &Path) -> Result<SweepReport, SweepError> {
 
 fn run_one(run: &RunSpec) -> RunOutcome {
     let dir = run.config.run.run_dir();
+    if let Some(message) = config_changed(&dir, &run.config.to_toml()) {
+        return RunOutcome::Failed(message);
+    }
     if finished(&dir) {
         return RunOutcome::Skipped;
     }
@@ -112,6 +115,21 @@ fn run_one(run: &RunSpec) -> RunOutcome {
         Ok(_) if resume => RunOutcome::Resumed,
         Ok(_) => RunOutcome::Started,
         Err(e) => RunOutcome::Failed(e.to_string()),
+    }
+}
+
+/// A run directory made from another config (the sweep file or its base changed since): its
+/// results must not be mixed into this sweep's, so the run is reported instead of skipped.
+fn config_changed(run_dir: &Path, config_toml: &str) -> Option<String> {
+    let saved = std::fs::read_to_string(run_dir.join("config.toml")).ok()?;
+    let parse = |t: &str| t.parse::<toml::Table>().ok();
+    match parse(&saved) == parse(config_toml) {
+        true => None,
+        false => Some(format!(
+            "{} holds a run of a different config (the sweep or its base changed); move it \
+             away or give the sweep a new name",
+            run_dir.display()
+        )),
     }
 }
 
