@@ -368,3 +368,16 @@ fn a_finished_run_ends_with_the_eval_suite_and_an_interrupted_one_does_not() {
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     assert!(metrics.contains("eval/val/norm_ppl"), "no suite scalars");
 }
+
+#[test]
+fn a_missing_eval_task_file_fails_before_the_run_directory_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::tiny_config(dir.path(), 4, "");
+    cfg.eval.tasks = vec!["hellaswag".into()];
+    cfg.eval.tasks_dir = dir.path().join("no-such-dir");
+    let err = train(&cfg, &TrainOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no-such-dir"), "{err}");
+    assert!(!dir.path().join("run").exists(), "run directory created");
+}

@@ -9,7 +9,7 @@ use indicatif::ProgressBar;
 use super::step::StepOutput;
 use super::{evaluate, EvalResult, Session, TrainError, TrainSummary};
 use crate::data::{stats::unigram_entropy, Gpt2Tokenizer};
-use crate::eval::{self, SuiteOptions};
+use crate::eval;
 use crate::generate::{generate, SampleOptions};
 use crate::ledger::{self, LossMetric};
 use crate::logging::{console, LoggerOptions, MetricsLogger, MetricsSink};
@@ -30,9 +30,6 @@ pub struct Reporter {
     warned_logging: bool,
     /// Corpus source names, by source id.
     sources: Vec<String>,
-    /// The end-of-run eval suite, resolved at start so a missing task file fails before
-    /// training rather than after it.
-    suite: SuiteOptions,
 }
 
 struct Interval {
@@ -92,7 +89,6 @@ impl Reporter {
             last_eval: None,
             warned_logging: false,
             sources: s.data.manifest.sources.clone(),
-            suite: SuiteOptions::from_config(c, Some(s.data.val.clone()))?,
         };
         r.print_intro(s);
         // The resolved config in TensorBoard's text tab, next to the curves it produced.
@@ -302,7 +298,7 @@ impl Reporter {
     pub fn suite(&mut self, s: &Session, gpt: &Gpt) -> Result<(), TrainError> {
         let t0 = Instant::now();
         let step = s.state.step;
-        let report = eval::run_suite(gpt, &self.tokenizer, &self.suite, &s.device)?;
+        let report = eval::run_suite(gpt, &self.tokenizer, &s.suite, &s.device)?;
         let run_dir = s.config.run.run_dir();
         let checkpoint = super::checkpoint::latest(&run_dir)?;
         eval::write_eval_json(&run_dir, step, checkpoint.as_deref(), &report)?;

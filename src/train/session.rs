@@ -15,6 +15,7 @@ use crate::budget::{
 };
 use crate::config::Config;
 use crate::data::{Blocks, PreparedData};
+use crate::eval::SuiteOptions;
 use crate::ledger::{Ledger, LedgerRead, LEDGER_FILE};
 use crate::model::{Gpt, GptConfig, Params};
 use crate::optim::{AdamW, AdamWParams};
@@ -36,6 +37,9 @@ pub struct Session {
     pub state: TrainState,
     /// The compute budget: plan (steps) and what has been spent.
     pub budget: BudgetMeter,
+    /// The end-of-run eval suite, resolved here so a missing task file fails before the run
+    /// directory is touched.
+    pub suite: SuiteOptions,
     /// Set when the run continued from a checkpoint.
     pub resumed_from: Option<PathBuf>,
 }
@@ -75,6 +79,7 @@ impl Session {
             ReferenceSource::Measure => Some(measure_reference(config)?),
         };
         let plan = budget_plan(config, policy.as_ref(), reference)?;
+        let suite = SuiteOptions::from_config(config, Some(data.val.clone()))?;
         run_dir::prepare(&run_dir, &config_toml, resume, overwrite)?;
         if !resume {
             write_budget_files(&run_dir, &plan)?;
@@ -124,6 +129,7 @@ impl Session {
             ledger,
             state,
             budget: meter,
+            suite,
             resumed_from: None,
         };
         if let Some(path) = checkpoint {
