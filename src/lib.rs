@@ -9,6 +9,7 @@ pub mod budget;
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod fsutil;
 pub mod generate;
 pub mod ledger;
 pub mod logging;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::BudgetError;
 use crate::config::Config;
+use crate::fsutil::write_atomic;
 use crate::model::GptConfig;
 use crate::perf::{bench, BenchOptions};
 
@@ -127,11 +128,9 @@ impl ThroughputReference {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(io)?;
         }
-        let tmp = path.with_extension("json.tmp");
         // Invariant: plain numbers and strings serialise.
         let text = serde_json::to_string_pretty(self).expect("reference serialises");
-        fs::write(&tmp, text + "\n").map_err(io)?;
-        fs::rename(&tmp, path).map_err(io)
+        write_atomic(path, (text + "\n").as_bytes()).map_err(io)
     }
 }
 

@@ -52,9 +52,8 @@ pub fn write_eval_json(
         report,
     };
     file.checkpoints.insert(step, serde_json::to_value(&entry)?);
-    let tmp = run_dir.join(format!(".{EVAL_FILE}.tmp"));
-    fs::write(&tmp, serde_json::to_vec_pretty(&file)?).map_err(|e| EvalError::io(&tmp, e))?;
-    fs::rename(&tmp, &path).map_err(|e| EvalError::io(&path, e))?;
+    let bytes = serde_json::to_vec_pretty(&file)?;
+    crate::fsutil::write_atomic(&path, &bytes).map_err(|e| EvalError::io(&path, e))?;
     Ok(path)
 }
 

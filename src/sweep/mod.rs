@@ -211,13 +211,10 @@ fn classes_by_compute(spec: &SweepSpec, rows: &[ResultRow]) -> Vec<String> {
     keyed.into_iter().map(|(_, l)| l.clone()).collect()
 }
 
-/// Writes via a temp file and a rename, so readers never see half a file.
+/// `fsutil::write_atomic` with the path in the error.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SweepError> {
-    let io = |source| SweepError::Io {
+    crate::fsutil::write_atomic(path, bytes).map_err(|source| SweepError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    })
 }

@@ -45,9 +45,7 @@ pub fn prepare(
         clear(dir)?;
     }
     fs::create_dir_all(dir).map_err(io)?;
-    let tmp = dir.join(".config.toml.tmp");
-    fs::write(&tmp, config_toml).map_err(io)?;
-    fs::rename(&tmp, &saved_path).map_err(io)
+    crate::fsutil::write_atomic(&saved_path, config_toml.as_bytes()).map_err(io)
 }
 
 fn check_same_config(dir: &Path, saved: &str, current: &str) -> Result<(), TrainError> {

@@ -295,13 +295,9 @@ fn write_budget_files(run_dir: &Path, plan: &BudgetPlan) -> Result<(), TrainErro
         r.write(&run_dir.join(budget::REFERENCE_FILE))?;
     }
     let path = run_dir.join(budget::PLAN_FILE);
-    let tmp = path.with_extension("json.tmp");
-    let io = |source| TrainError::Io {
-        path: path.clone(),
-        source,
-    };
-    std::fs::write(&tmp, serde_json::to_string_pretty(plan)? + "\n").map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(io)
+    let text = serde_json::to_string_pretty(plan)? + "\n";
+    crate::fsutil::write_atomic(&path, text.as_bytes())
+        .map_err(|source| TrainError::Io { path, source })
 }
 
 fn adamw_params(config: &Config) -> AdamWParams {

@@ -1,0 +1,35 @@
+//! Small-file writes that readers never see half-done: the bytes go to a hidden temp file in
+//! the same directory, which is then renamed over the destination (atomic on POSIX).
+//! Large binary files (token stores, ledgers) have their own writers with a directory fsync.
+
+use std::path::{Path, PathBuf};
+
+/// Writes `bytes` to `path` via `.<name>.tmp` and a rename; on error the old file is intact.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = temp_path(path);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{}.tmp", name.unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_file_and_leaves_no_temp_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.json");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+        // A destination that cannot be written leaves nothing half-made.
+        assert!(write_atomic(&dir.path().join("missing/a.json"), b"x").is_err());
+    }
+}
