@@ -12,17 +12,7 @@ mkdir -p "$out"
 
 # The slice: documents from the head of the (pre-shuffled) train split until 200,000 characters.
 if [ ! -f data/prepared/lfr-vs-uniform/manifest.json ]; then
-  python3 - "$shared/train.jsonl.gz" "$out/slice.jsonl.gz" <<'PY'
-import gzip, json, sys
-chars = 0
-with gzip.open(sys.argv[2], "wt") as out:
-    for line in gzip.open(sys.argv[1], "rt"):
-        d = json.loads(line)
-        out.write(json.dumps({"source": d["source"], "text": d["text"]}) + "\n")
-        chars += len(d["text"])
-        if chars >= 200_000:
-            break
-PY
+  python3 scripts/slice_corpus.py "$shared/train.jsonl.gz" "$out/slice.jsonl.gz" 200000
   $bin prepare --input "$out/slice.jsonl.gz" --val "$shared/val.jsonl.gz" \
     --out data/prepared/lfr-vs-uniform
 fi

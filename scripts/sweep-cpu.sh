@@ -16,17 +16,7 @@ slice=runs/sweep-cpu/slice.jsonl.gz
 # The slice: documents from the head of the (pre-shuffled) train split until 350,000 characters.
 if [ ! -f data/prepared/sweep-cpu/manifest.json ]; then
   mkdir -p runs/sweep-cpu
-  python3 - "$shared/train.jsonl.gz" "$slice" <<'PY'
-import gzip, json, sys
-chars = 0
-with gzip.open(sys.argv[2], "wt") as out:
-    for line in gzip.open(sys.argv[1], "rt"):
-        d = json.loads(line)
-        out.write(json.dumps({"source": d["source"], "text": d["text"]}) + "\n")
-        chars += len(d["text"])
-        if chars >= 350_000:
-            break
-PY
+  python3 scripts/slice_corpus.py "$shared/train.jsonl.gz" "$slice" 350000
   $bin prepare --input "$slice" --val "$shared/val.jsonl.gz" --out data/prepared/sweep-cpu
 fi
 
