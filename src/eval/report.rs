@@ -116,27 +116,10 @@ pub fn log_scalars(sink: &mut dyn MetricsSink, report: &SuiteReport, step: u64) 
 
 /// The report as aligned text tables (zero-shot tasks, then perplexity sets, then skips).
 pub fn render_table(report: &SuiteReport) -> String {
-    let mut rows = vec![row(&[
-        "task", "n", "metric", "acc", "±se", "random", "centered", "extra",
-    ])];
-    for t in &report.tasks {
-        let extra = match (t.target_ppl, t.acc_raw) {
-            (Some(ppl), _) => format!("target ppl {ppl:.1}"),
-            (None, Some(raw)) => format!("acc_raw {raw:.4}"),
-            _ => String::new(),
-        };
-        rows.push(row(&[
-            &t.task,
-            &t.examples.to_string(),
-            &t.metric,
-            &format!("{:.4}", t.acc),
-            &format!("{:.4}", t.acc_stderr),
-            &format!("{:.4}", t.random_baseline),
-            &format!("{:+.4}", t.acc_centered),
-            &extra,
-        ]));
-    }
-    let mut out = align(&rows);
+    let mut out = match report.tasks.is_empty() {
+        true => String::new(),
+        false => task_table(report),
+    };
     if let Some(mean) = report.core_centered_mean {
         out.push_str(&format!(
             "mean centered accuracy over {} tasks: {mean:+.4}\n",
@@ -172,6 +155,31 @@ pub fn render_table(report: &SuiteReport) -> String {
     }
     out.push_str(&format!("suite time {:.1} s\n", report.seconds));
     out
+}
+
+/// The zero-shot rows of `render_table`.
+fn task_table(report: &SuiteReport) -> String {
+    let mut rows = vec![row(&[
+        "task", "n", "metric", "acc", "±se", "random", "centered", "extra",
+    ])];
+    for t in &report.tasks {
+        let extra = match (t.target_ppl, t.acc_raw) {
+            (Some(ppl), _) => format!("target ppl {ppl:.1}"),
+            (None, Some(raw)) => format!("acc_raw {raw:.4}"),
+            _ => String::new(),
+        };
+        rows.push(row(&[
+            &t.task,
+            &t.examples.to_string(),
+            &t.metric,
+            &format!("{:.4}", t.acc),
+            &format!("{:.4}", t.acc_stderr),
+            &format!("{:.4}", t.random_baseline),
+            &format!("{:+.4}", t.acc_centered),
+            &extra,
+        ]));
+    }
+    align(&rows)
 }
 
 fn row(cells: &[&str]) -> Vec<String> {
