@@ -40,6 +40,21 @@ fn register_font() {
     });
 }
 
+/// Encodes an RGB buffer of `SIZE` as PNG and writes it atomically.
+fn save_png(path: &Path, pixels: &[u8]) -> Result<(), SweepError> {
+    let err = plot_err(path);
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, SIZE.0, SIZE.1);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(|e| err(e.to_string()))?;
+    writer
+        .write_image_data(pixels)
+        .map_err(|e| err(e.to_string()))?;
+    writer.finish().map_err(|e| err(e.to_string()))?;
+    super::write_atomic(path, &bytes)
+}
+
 fn plot_err(path: &Path) -> impl Fn(String) -> SweepError + '_ {
     move |m| SweepError::Results(format!("plot {}: {m}", path.display()))
 }
@@ -98,7 +113,8 @@ pub fn loss_vs_compute(
     }
     let (x0, x1) = span(keep.iter().map(|(x, _)| *x));
     let (y0, y1) = span(keep.iter().map(|(_, r)| r.loss));
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    let root = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
     let mut chart = ChartBuilder::on(&root)
         .caption("validation loss vs compute", ("sans-serif", 24))
@@ -145,7 +161,10 @@ pub fn loss_vs_compute(
         .background_style(WHITE.mix(0.8))
         .draw()
         .map_err(|e| err(e.to_string()))?;
-    root.present().map_err(|e| err(e.to_string()))
+    root.present().map_err(|e| err(e.to_string()))?;
+    drop(chart);
+    drop(root);
+    save_png(path, &pixels)
 }
 
 /// Validation loss against tokens seen for every run, colored by policy.
@@ -157,7 +176,8 @@ pub fn loss_curves(path: &Path, rows: &[ResultRow]) -> Result<(), SweepError> {
     }
     let (x0, x1) = span(rows.iter().map(|r| r.tokens_seen as f64));
     let (y0, y1) = span(rows.iter().map(|r| r.loss));
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    let root = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
     let mut chart = ChartBuilder::on(&root)
         .caption("validation loss per run", ("sans-serif", 24))
@@ -201,5 +221,8 @@ pub fn loss_curves(path: &Path, rows: &[ResultRow]) -> Result<(), SweepError> {
         .background_style(WHITE.mix(0.8))
         .draw()
         .map_err(|e| err(e.to_string()))?;
-    root.present().map_err(|e| err(e.to_string()))
+    root.present().map_err(|e| err(e.to_string()))?;
+    drop(chart);
+    drop(root);
+    save_png(path, &pixels)
 }
