@@ -118,7 +118,8 @@ pub fn render(
     out
 }
 
-fn x_of(r: &ResultRow, axis: &str) -> f64 {
+/// A row's value on `axis` (`compute_axis`).
+pub fn x_of(r: &ResultRow, axis: &str) -> f64 {
     match axis {
         "theoretical_hours" => r.theoretical_hours.unwrap_or(f64::NAN),
         _ => r.flops,

@@ -9,6 +9,9 @@ use std::sync::Once;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+use plotters::coord::Shift;
+
+use super::analysis::{compute_axis, x_of};
 use super::{final_rows, ResultRow, SweepError};
 
 /// A fitted loss-vs-compute law `L = beta * C^alpha` of one policy (`scaling::PowerLaw`).
@@ -59,17 +62,43 @@ fn plot_err(path: &Path) -> impl Fn(String) -> SweepError + '_ {
     move |m| SweepError::Results(format!("plot {}: {m}", path.display()))
 }
 
-/// The compute axis: reference hours when every row has them, else FLOPs.
-fn compute_of(rows: &[&ResultRow]) -> (&'static str, Vec<f64>) {
-    match rows.iter().all(|r| r.theoretical_hours.is_some()) {
-        true => (
-            "compute (reference accelerator-hours)",
-            rows.iter()
-                .map(|r| r.theoretical_hours.unwrap_or(0.0))
-                .collect(),
-        ),
-        false => ("compute (FLOPs)", rows.iter().map(|r| r.flops).collect()),
+type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+type DrawResult = Result<(), Box<dyn std::error::Error + 'static>>;
+
+/// Draws one chart with `draw` on a white `SIZE` canvas and writes it to `path` as PNG.
+fn render(path: &Path, draw: impl FnOnce(&Area) -> DrawResult) -> Result<(), SweepError> {
+    register_font();
+    let err = plot_err(path);
+    let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        draw(&root).map_err(|e| err(e.to_string()))?;
+        root.present().map_err(|e| err(e.to_string()))?;
     }
+    save_png(path, &pixels)
+}
+
+/// The chart frame both plots share: caption, margins, axis label areas.
+fn frame<'a, 'b>(root: &'a Area<'b>, caption: &str) -> ChartBuilder<'a, 'b, BitMapBackend<'b>> {
+    let mut b = ChartBuilder::on(root);
+    b.caption(caption, ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64);
+    b
+}
+
+/// The legend box both plots share.
+fn draw_legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>,
+) -> DrawResult {
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()?;
+    Ok(())
 }
 
 fn policy_colors(rows: &[ResultRow]) -> BTreeMap<String, RGBColor> {
@@ -96,133 +125,93 @@ pub fn loss_vs_compute(
     rows: &[ResultRow],
     fits: &[FittedLine],
 ) -> Result<(), SweepError> {
-    register_font();
-    let err = plot_err(path);
-    let points: Vec<&ResultRow> = rows
+    let axis = compute_axis(rows);
+    let x_label = match axis {
+        "theoretical_hours" => "compute (reference accelerator-hours), log scale",
+        _ => "compute (FLOPs), log scale",
+    };
+    let keep: Vec<(f64, &ResultRow)> = rows
         .iter()
         .filter(|r| r.checkpoint > 0 && r.loss > 0.0)
-        .collect();
-    let (x_label, xs) = compute_of(&points);
-    let keep: Vec<(f64, &ResultRow)> = xs
-        .into_iter()
-        .zip(points)
+        .map(|r| (x_of(r, axis), r))
         .filter(|(x, _)| *x > 0.0)
         .collect();
     if keep.is_empty() {
-        return Err(err("no evaluations after step 0".into()));
+        return Err(plot_err(path)("no evaluations after step 0".into()));
     }
     let (x0, x1) = span(keep.iter().map(|(x, _)| *x));
     let (y0, y1) = span(keep.iter().map(|(_, r)| r.loss));
-    let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
-    let root = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("validation loss vs compute", ("sans-serif", 24))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(64)
-        .build_cartesian_2d((x0 * 0.9..x1 * 1.1).log_scale(), y0 * 0.98..y1 * 1.02)
-        .map_err(|e| err(e.to_string()))?;
-    chart
-        .configure_mesh()
-        .x_desc(format!("{x_label}, log scale"))
-        .y_desc("validation loss (nats/token)")
-        .x_labels(12)
-        .y_labels(12)
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
     let colors = policy_colors(rows);
     let finals: Vec<&ResultRow> = final_rows(rows);
-    for (policy, &color) in &colors {
-        let mine = keep.iter().filter(|(_, r)| &r.policy == policy);
-        let small = mine
-            .clone()
-            .map(|(x, r)| Circle::new((*x, r.loss), 2, color.mix(0.4).filled()));
-        chart.draw_series(small).map_err(|e| err(e.to_string()))?;
-        let last = mine.filter(|(_, r)| finals.iter().any(|f| std::ptr::eq(*f, *r)));
+    render(path, |root| {
+        let mut chart = frame(root, "validation loss vs compute")
+            .build_cartesian_2d((x0 * 0.9..x1 * 1.1).log_scale(), y0 * 0.98..y1 * 1.02)?;
         chart
-            .draw_series(last.map(|(x, r)| Circle::new((*x, r.loss), 5, color.filled())))
-            .map_err(|e| err(e.to_string()))?
-            .label(policy.clone())
-            .legend(move |(x, y)| Circle::new((x, y), 5, color.filled()));
-        for f in fits.iter().filter(|f| &f.policy == policy) {
-            let line = (0..=50).map(|i| {
-                let c = x0 * (x1 / x0).powf(i as f64 / 50.0);
-                (c, f.beta * c.powf(f.alpha))
-            });
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc("validation loss (nats/token)")
+            .x_labels(12)
+            .y_labels(12)
+            .draw()?;
+        for (policy, &color) in &colors {
+            let mine = keep.iter().filter(|(_, r)| &r.policy == policy);
+            let small = mine
+                .clone()
+                .map(|(x, r)| Circle::new((*x, r.loss), 2, color.mix(0.4).filled()));
+            chart.draw_series(small)?;
+            let last = mine.filter(|(_, r)| finals.iter().any(|f| std::ptr::eq(*f, *r)));
             chart
-                .draw_series(LineSeries::new(line, color.stroke_width(2)))
-                .map_err(|e| err(e.to_string()))?;
+                .draw_series(last.map(|(x, r)| Circle::new((*x, r.loss), 5, color.filled())))?
+                .label(policy.clone())
+                .legend(move |(x, y)| Circle::new((x, y), 5, color.filled()));
+            for f in fits.iter().filter(|f| &f.policy == policy) {
+                let line = (0..=50).map(|i| {
+                    let c = x0 * (x1 / x0).powf(i as f64 / 50.0);
+                    (c, f.beta * c.powf(f.alpha))
+                });
+                chart.draw_series(LineSeries::new(line, color.stroke_width(2)))?;
+            }
         }
-    }
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.8))
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
-    root.present().map_err(|e| err(e.to_string()))?;
-    drop(chart);
-    drop(root);
-    save_png(path, &pixels)
+        draw_legend(&mut chart)
+    })
 }
 
 /// Validation loss against tokens seen for every run, colored by policy.
 pub fn loss_curves(path: &Path, rows: &[ResultRow]) -> Result<(), SweepError> {
-    register_font();
-    let err = plot_err(path);
     if rows.is_empty() {
-        return Err(err("no rows".into()));
+        return Err(plot_err(path)("no rows".into()));
     }
     let (x0, x1) = span(rows.iter().map(|r| r.tokens_seen as f64));
     let (y0, y1) = span(rows.iter().map(|r| r.loss));
-    let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
-    let root = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("validation loss per run", ("sans-serif", 24))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(64)
-        .build_cartesian_2d(x0..x1.max(x0 + 1.0), y0 * 0.98..y1 * 1.02)
-        .map_err(|e| err(e.to_string()))?;
-    chart
-        .configure_mesh()
-        .x_desc("tokens seen")
-        .y_desc("validation loss (nats/token)")
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
     let colors = policy_colors(rows);
     let mut runs: BTreeMap<&str, Vec<&ResultRow>> = BTreeMap::new();
     for r in rows {
         runs.entry(r.model_name.as_str()).or_default().push(r);
     }
-    let mut labelled = Vec::new();
-    for points in runs.values_mut() {
-        points.sort_by_key(|r| r.checkpoint);
-        let policy = &points[0].policy;
-        let color = colors[policy];
-        let series = chart
-            .draw_series(LineSeries::new(
+    render(path, |root| {
+        let mut chart = frame(root, "validation loss per run")
+            .build_cartesian_2d(x0..x1.max(x0 + 1.0), y0 * 0.98..y1 * 1.02)?;
+        chart
+            .configure_mesh()
+            .x_desc("tokens seen")
+            .y_desc("validation loss (nats/token)")
+            .draw()?;
+        let mut labelled = Vec::new();
+        for points in runs.values_mut() {
+            points.sort_by_key(|r| r.checkpoint);
+            let policy = &points[0].policy;
+            let color = colors[policy];
+            let series = chart.draw_series(LineSeries::new(
                 points.iter().map(|r| (r.tokens_seen as f64, r.loss)),
                 color.stroke_width(1),
-            ))
-            .map_err(|e| err(e.to_string()))?;
-        if !labelled.contains(policy) {
-            labelled.push(policy.clone());
-            series
-                .label(policy.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            ))?;
+            if !labelled.contains(policy) {
+                labelled.push(policy.clone());
+                series
+                    .label(policy.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            }
         }
-    }
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.8))
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
-    root.present().map_err(|e| err(e.to_string()))?;
-    drop(chart);
-    drop(root);
-    save_png(path, &pixels)
+        draw_legend(&mut chart)
+    })
 }
