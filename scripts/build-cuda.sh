@@ -123,9 +123,14 @@ cargo build --release --locked --features cuda --bin syllabus
 log "build took $(($(date +%s) - start)) s"
 
 bin=$CARGO_TARGET_DIR/release/syllabus
-mkdir -p "$CARGO_TARGET_DIR/dist"
-strip -o "$CARGO_TARGET_DIR/dist/syllabus" "$bin"
-log "binary: $bin ($(du -h "$bin" | cut -f1)); stripped: $CARGO_TARGET_DIR/dist/syllabus ($(du -h "$CARGO_TARGET_DIR/dist/syllabus" | cut -f1))"
+dist=$CARGO_TARGET_DIR/dist
+mkdir -p "$dist" "$CARGO_TARGET_DIR/carry"
+strip -o "$dist/syllabus" "$bin"
+# The compressed copy is what travels to a GPU machine (scripts/gpu-env.sh unpacks it): the
+# stripped binary alone is ~57 MB against a 64 MiB transfer limit, gzipped ~16 MB.
+gzip -9 -c "$dist/syllabus" >"$CARGO_TARGET_DIR/carry/syllabus.gz.tmp"
+mv "$CARGO_TARGET_DIR/carry/syllabus.gz.tmp" "$CARGO_TARGET_DIR/carry/syllabus.gz"
+log "binary: $bin ($(du -h "$bin" | cut -f1)); stripped: $dist/syllabus ($(du -h "$dist/syllabus" | cut -f1)); to carry: $CARGO_TARGET_DIR/carry/syllabus.gz ($(du -h "$CARGO_TARGET_DIR/carry/syllabus.gz" | cut -f1))"
 log "run-time libraries it needs (put the CUDA 13 ones on LD_LIBRARY_PATH on the GPU machine,"
 log "e.g. the PyTorch env's site-packages/nvidia/cu13/lib; libcuda.so.1 comes with the driver):"
 readelf -d "$bin" | sed -nE 's/.*NEEDED.*\[(.*)\]/  \1/p' >&2

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPT-2 124M training throughput on one GPU, ours against a PyTorch reference, in one run:
-#   (a) `syllabus bench` on gpt2-124m, bf16 matmuls, T = 1024;
+#   (a) `syllabus bench` on gpt2-124m, bf16 matmuls, T = 1024, with our fused kernels and
+#       with candle's composed ops (`perf.kernels`, the A/B of docs/perf/gpu.md);
 #   (b) scripts/torch_gpt2_bench.py: the same model, batch and T in PyTorch (bf16 autocast,
 #       torch.compile, SDPA attention, fused AdamW), plus a bf16 matmul peak measured here;
 # each with 20 warm-up + 50 timed steps and the median step time. Prints tokens/s of both, the
@@ -14,7 +15,8 @@
 #   of this size (gradient accumulation) when its composed attention does not fit in memory at
 #   the full batch: ~4 GB of activations per 1024-token sequence, so B=16 needs ~80 GB (an
 #   H200; on an H100 use 8). Tokens per optimizer step stay equal to the reference's.
-#   BENCH_PRECISION (bf16; f32 runs ours with TF32 matmuls), BENCH_PEAK_SIZE (8192, the bf16
+#   BENCH_PRECISION (bf16; f32 runs ours with TF32 matmuls), BENCH_KERNELS ("fused composed":
+#   the perf.kernels settings to time; the first is compared with PyTorch), BENCH_PEAK_SIZE (8192, the bf16
 #   matmul of the peak probe), BENCH_DEVICE (cuda:0; "cpu" tests the script itself without a
 #   GPU, with small BENCH_* sizes), plus those of scripts/gpu-env.sh.
 # Exit status: non-zero if either benchmark failed (the other still runs and is reported).
@@ -33,16 +35,21 @@ warmup=${BENCH_WARMUP:-20}
 steps=${BENCH_STEPS:-50}
 precision=${BENCH_PRECISION:-bf16}
 device=${BENCH_DEVICE:-cuda:0}
+kernel_sets=${BENCH_KERNELS:-fused composed}
 
-echo "== (a) syllabus bench: gpt2-124m, $precision, B=$batch (micro-batches of $micro)" \
-  "T=$context, $warmup + $steps steps" >&2
 ours_rc=0
-"$SYLLABUS_BIN" bench --config configs/gpt2-124m.toml \
-  --set run.device="$device" --set train.precision="$precision" \
-  --set train.batch_size="$micro" --set train.grad_accum=$((batch / micro)) \
-  --set model.context_length="$context" \
-  --warmup "$warmup" --steps "$steps" --json >"$WORK/syllabus-bench.json" || ours_rc=$?
-[ "$ours_rc" -eq 0 ] && cat "$WORK/syllabus-bench.json" >&2
+for kernels in $kernel_sets; do
+  echo "== (a) syllabus bench: gpt2-124m, $precision, $kernels kernels, B=$batch (micro-batches" \
+    "of $micro) T=$context, $warmup + $steps steps" >&2
+  rc=0
+  "$SYLLABUS_BIN" bench --config configs/gpt2-124m.toml \
+    --set run.device="$device" --set train.precision="$precision" \
+    --set perf.kernels="$kernels" \
+    --set train.batch_size="$micro" --set train.grad_accum=$((batch / micro)) \
+    --set model.context_length="$context" \
+    --warmup "$warmup" --steps "$steps" --json >"$WORK/syllabus-bench-$kernels.json" || rc=$?
+  if [ "$rc" -eq 0 ]; then cat "$WORK/syllabus-bench-$kernels.json" >&2; else ours_rc=$rc; fi
+done
 
 echo "== (b) PyTorch reference: same model, B=$batch T=$context, $warmup + $steps steps" >&2
 torch_rc=0
@@ -51,27 +58,33 @@ torch_device=${device%%:*} # cuda:0 -> cuda (the one visible GPU), cpu -> cpu
   --context "$context" --warmup "$warmup" --steps "$steps" \
   --peak-size "${BENCH_PEAK_SIZE:-8192}" --json-out "$WORK/torch-bench.json" || torch_rc=$?
 
-"$PYTHON" - "$WORK" "$OUT" "$ours_rc" "$torch_rc" <<'PY'
+"$PYTHON" - "$WORK" "$OUT" "$ours_rc" "$torch_rc" $kernel_sets <<'PY'
 import json, os, sys
 
-work, out, ours_rc, torch_rc = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+work, out = sys.argv[1], sys.argv[2]
+ours_rc, torch_rc, kernel_sets = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:]
 
-def load(name, rc):
+def load(name):
     path = os.path.join(work, name)
-    if rc != 0 or not os.path.exists(path):
+    if not os.path.exists(path):
         return None
     with open(path) as f:
         return json.load(f)
 
-ours, ref = load("syllabus-bench.json", ours_rc), load("torch-bench.json", torch_rc)
-summary = {"syllabus": ours, "torch": ref, "syllabus_rc": ours_rc, "torch_rc": torch_rc}
-if ours:
-    print(f"syllabus ({ours['precision']}, B={ours['batch_size']}x{ours['grad_accum']} "
-          f"T={ours['context']}): median step {ours['step_ms']:.1f} ms "
-          f"(fwd {ours['forward_ms']:.1f}, bwd {ours['backward_ms']:.1f}, "
-          f"optim {ours['optimizer_ms']:.1f}), {ours['tokens_per_s']:,.0f} tokens/s")
-else:
-    print(f"syllabus bench FAILED (exit {ours_rc}); see the output above")
+runs = {k: load(f"syllabus-bench-{k}.json") for k in kernel_sets}
+ref = load("torch-bench.json") if torch_rc == 0 else None
+# The first kernel set (default: fused, the default of a training run) is compared with torch.
+ours = runs[kernel_sets[0]]
+summary = {"syllabus": ours, "syllabus_by_kernels": runs, "torch": ref,
+           "syllabus_rc": ours_rc, "torch_rc": torch_rc}
+for kernels, r in runs.items():
+    if r:
+        print(f"syllabus ({r['precision']}, {kernels} kernels, B={r['batch_size']}x"
+              f"{r['grad_accum']} T={r['context']}): median step {r['step_ms']:.1f} ms "
+              f"(fwd {r['forward_ms']:.1f}, bwd {r['backward_ms']:.1f}, "
+              f"optim {r['optimizer_ms']:.1f}), {r['tokens_per_s']:,.0f} tokens/s")
+    else:
+        print(f"syllabus bench with {kernels} kernels FAILED; see the output above")
 if ref:
     peak = ref["bf16_peak_flops"]
     print(f"torch ({ref['framework']}, B={ref['batch_size']} T={ref['context']}): median step "

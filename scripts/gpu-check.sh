@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Correctness of training on the GPU, against the CPU, in one run:
-#   1. `syllabus check-grads` on cuda:0, bf16 and f32 (TF32): one forward + backward of
-#      gpt2-124m (B=2, T=1024) against the CPU in f32 from the same weights and batch. Every
+#   1. `syllabus check-grads` on cuda:0, bf16 and f32 (TF32) with our fused kernels, and bf16
+#      with candle's composed ops: one forward + backward of gpt2-124m (B=2, T=1024) against
+#      the CPU in f32 (composed ops) from the same weights and batch. Every
 #      parameter must get a finite, non-zero gradient within a relative L2 error of 5e-2 (bf16)
 #      / 1e-2 (f32) of the CPU's, and the loss within 5e-3 / 1e-3 relative.
 #   2. The first 50 steps of a real training run (tiny preset on data/default, uniform sampling,
@@ -30,11 +31,15 @@ failed=()
 rm -f "$WORK"/grads-*.json "$WORK"/losses-*.json
 
 echo "== 1. gradients on $device vs CPU f32 (gpt2-124m, B=$grad_batch, T=$grad_context)" >&2
-for precision in bf16 f32; do
+# Our fused kernels (the default) in both precisions, and candle's composed ops in bf16: if only
+# the fused runs fail, the fault is in kernels/*.cu; if all fail, in candle or the model.
+for setting in bf16:fused f32:fused bf16:composed; do
+  precision=${setting%%:*} kernels=${setting##*:}
   "$SYLLABUS_BIN" check-grads --config configs/gpt2-124m.toml \
-    --set run.device="$device" --set train.precision=$precision \
+    --set run.device="$device" --set train.precision="$precision" \
+    --set perf.kernels="$kernels" \
     --set train.batch_size="$grad_batch" --set model.context_length="$grad_context" \
-    --json >"$WORK/grads-$precision.json" || failed+=("check-grads $precision")
+    --json >"$WORK/grads-$precision-$kernels.json" || failed+=("check-grads $precision $kernels")
 done
 
 echo "== 2. first $steps training steps: CPU f32 vs $device (tiny preset, data/default)" >&2
@@ -73,7 +78,7 @@ for path in sorted(glob.glob(os.path.join(work, "grads-*.json"))):
             r = json.load(f)
     except (OSError, json.JSONDecodeError):
         continue  # that check failed before writing; it is listed in "failed"
-    key = r["precision"]
+    key = f"{r['precision']} {r['kernels']}"
     report["grads"][key] = {k: r[k] for k in ("device", "loss", "reference_loss", "tolerance", "problems")}
     report["grads"][key]["max_rel_err"] = max(p["rel_err"] for p in r["params"])
     report["grads"][key]["params"] = len(r["params"])

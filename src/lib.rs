@@ -11,6 +11,7 @@ pub mod data;
 pub mod eval;
 pub mod fsutil;
 pub mod generate;
+pub mod kernels;
 pub mod ledger;
 pub mod logging;
 pub mod model;

@@ -18,6 +18,7 @@ use candle_core::{DType, Device, Tensor, D};
 use super::layer_norm::LayerNorm;
 use super::lm_head::lm_head_nll;
 use super::{GptConfig, ModelError, Params, Precision};
+use crate::kernels::Kernels;
 
 /// HF Conv1D: weight stored [in, out], so y = x · W + b.
 #[derive(Clone, Debug)]
@@ -52,6 +53,7 @@ pub struct Gpt {
     blocks: Vec<Block>,
     ln_f: LayerNorm,
     precision: Precision,
+    kernels: Kernels,
 }
 
 /// How parameters are taken from the store.
@@ -139,12 +141,19 @@ impl Gpt {
                 .collect::<Result<_, _>>()?,
             ln_f: look.layer_norm("transformer.ln_f")?,
             precision: Precision::F32,
+            kernels: Kernels::Fused,
         })
     }
 
     /// The same model with its matmuls in `precision` (default f32). Weights are shared.
     pub fn with_precision(mut self, precision: Precision) -> Gpt {
         self.precision = precision;
+        self
+    }
+
+    /// The same model with the loss computed by `kernels` (default fused). Weights are shared.
+    pub fn with_kernels(mut self, kernels: Kernels) -> Gpt {
+        self.kernels = kernels;
         self
     }
 
@@ -185,7 +194,8 @@ impl Gpt {
         let h = self.hidden_2d(inputs, b, t)?; // [B*T, D]
 
         // lm_head and cross-entropy fused: the [B*T, V] logits never enter the autograd graph.
-        let nll = lm_head_nll(&h, &self.wte, &targets.flatten_all()?, self.precision)?; // [B*T]
+        let targets = targets.flatten_all()?; // [B*T]
+        let nll = lm_head_nll(&h, &self.wte, &targets, self.precision, self.kernels)?; // [B*T]
         Ok(nll.reshape((b, t))?.mean(1)?) // [B]
     }
 

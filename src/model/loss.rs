@@ -1,33 +1,33 @@
 //! Per-token cross-entropy (negative log-likelihood) from logits.
 //!
-//! With V = 50257 the logits dominate memory and time on CPU. The composed
-//! `log_softmax` + `gather` materialises several [N, V] tensors forward and more backward
-//! (measured: ~5x slower than the fused op at N = 2048). The fused CPU op below reads the logits
-//! twice forward (max, then exp-sum) and writes the [N, V] gradient once backward, row-parallel
-//! with rayon. The model's training path goes one step further and fuses the lm_head matmul too
-//! (`lm_head.rs`), reusing these row kernels.
+//! With V = 50257 the logits dominate memory and time. The composed `log_softmax` + `gather`
+//! materialises several [N, V] tensors forward and more backward (measured on the CPU: ~5x
+//! slower than the fused op at N = 2048). The fused op below reads the logits twice forward
+//! (max, then exp-sum) and writes the [N, V] gradient once backward: row-parallel with rayon on
+//! the CPU, one block per row on CUDA (`kernels/cross_entropy.cu`). The model's training path
+//! goes one step further and fuses the lm_head matmul too (`lm_head.rs`), reusing these ops.
 //!
 //! Numerics: max-subtraction for stability; exponentials in f32 via [`exp_fast`] (vectorisable,
 //! ~2e-7 relative error); row sums in f32 lanes over 512-element blocks, blocks accumulated in
 //! f64 (a flat 50257-term f32 sum would lose up to ~1e-5 relative); output f32.
 
-use candle_core::{CpuStorage, CustomOp2, DType, InplaceOp2, Layout, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp2, DType, InplaceOp3, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
 use super::ModelError;
 
-/// Per-token NLL, choosing the implementation by device: the fused op on CPU, the composed ops
-/// elsewhere (the fused op has no CUDA kernel). Both give the same values and gradients.
+/// Per-token NLL, choosing the implementation by device: the fused op on CPU and CUDA, the
+/// composed ops elsewhere (no Metal kernel). Both give the same values and gradients.
 /// `logits` [N, V] f32, `targets` [N] u32 → [N] f32.
 pub fn token_nll(logits: &Tensor, targets: &Tensor) -> Result<Tensor, ModelError> {
-    if logits.device().is_cpu() {
-        token_nll_fused(logits, targets)
-    } else {
+    if logits.device().is_metal() {
         token_nll_composed(logits, targets)
+    } else {
+        token_nll_fused(logits, targets)
     }
 }
 
-/// Fused CPU cross-entropy with an exact backward: d nll_n / d logits_n = softmax(logits_n) -
+/// Fused cross-entropy (CPU and CUDA) with an exact backward: d nll_n / d logits_n = softmax(logits_n) -
 /// onehot(target_n). `logits` [N, V] f32, `targets` [N] u32 → [N] f32.
 pub fn token_nll_fused(logits: &Tensor, targets: &Tensor) -> Result<Tensor, ModelError> {
     check_inputs(logits, targets)?;
@@ -68,13 +68,25 @@ fn check_inputs(logits: &Tensor, targets: &Tensor) -> Result<(), ModelError> {
 /// Forward op: (logits [N, V], targets [N]) → nll [N].
 struct TokenNll;
 
-/// In-place backward op on (a private copy of the) logits [N, V] with targets [N]: turns each
-/// row into (softmax(row) - onehot(target)) * grad_nll[n]. The per-row NLL and upstream gradient
-/// are captured (N floats each). Shared with the fused lm_head op, which owns its logits buffer
-/// and so needs no copy.
-pub(super) struct SoftmaxGrad {
-    pub(super) nll: Vec<f32>,
-    pub(super) grad_nll: Vec<f32>,
+/// In-place backward op on (a private copy of the) logits [N, V] with targets [N] and
+/// `stats` [2, N] (the forward's NLL, the upstream gradient): turns each row into
+/// (softmax(row) - onehot(target)) * grad_nll[n]. Shared with the fused lm_head op, which owns
+/// its logits buffer and so needs no copy.
+pub(super) struct SoftmaxGrad;
+
+impl SoftmaxGrad {
+    /// Overwrites `logits` (owned by the caller, f32 [N, V], contiguous) with dL/dlogits, given
+    /// the op's output `nll` [N] and its upstream gradient `grad_nll` [N].
+    pub(super) fn apply(
+        logits: &Tensor,
+        targets: &Tensor,
+        nll: &Tensor,
+        grad_nll: &Tensor,
+    ) -> candle_core::Result<()> {
+        // `stack` also resolves a broadcast (strided) upstream gradient.
+        let stats = Tensor::stack(&[nll, grad_nll], 0)?; // [2, N]
+        logits.inplace_op3(targets, &stats, &SoftmaxGrad)
+    }
 }
 
 /// Contiguous offsets of both inputs and V, with every target checked against V.
@@ -204,6 +216,23 @@ impl CustomOp2 for TokenNll {
         Ok((CpuStorage::F32(nll), Shape::from(n)))
     }
 
+    /// Targets >= V are an error here; the CUDA kernel gives them a NaN loss instead (checking
+    /// on the host would need a device-to-host copy every step).
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        let n = l1.shape().dims2()?.0;
+        Ok((
+            crate::kernels::cuda::token_nll(s1, l1, s2, l2)?,
+            Shape::from(n),
+        ))
+    }
+
     fn bwd(
         &self,
         logits: &Tensor,
@@ -211,19 +240,14 @@ impl CustomOp2 for TokenNll {
         res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        // N floats each; `to_vec1` also resolves a broadcast (strided) upstream gradient.
-        let op = SoftmaxGrad {
-            nll: res.to_vec1::<f32>()?,
-            grad_nll: grad_res.to_vec1::<f32>()?,
-        };
         // The logits belong to the graph: work on a copy (detached, so no graph edge).
         let grad_logits = logits.detach().copy()?; // [N, V]
-        grad_logits.inplace_op2(targets, &op)?;
+        SoftmaxGrad::apply(&grad_logits, targets, res, grad_res)?;
         Ok((Some(grad_logits), None)) // targets are indices: no gradient
     }
 }
 
-impl InplaceOp2 for SoftmaxGrad {
+impl InplaceOp3 for SoftmaxGrad {
     fn name(&self) -> &'static str {
         "token-nll-grad"
     }
@@ -234,11 +258,19 @@ impl InplaceOp2 for SoftmaxGrad {
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
     ) -> candle_core::Result<()> {
         let ((a0, a1), targets, v) = checked_offsets(l1, s2, l2)?;
-        if self.nll.len() != targets.len() || self.grad_nll.len() != targets.len() {
-            candle_core::bail!("token-nll-grad: nll / grad sizes do not match the batch")
+        let n = targets.len();
+        let Some((c0, c1)) = l3.contiguous_offsets() else {
+            candle_core::bail!("token-nll-grad: stats must be contiguous")
+        };
+        let stats = &s3.as_slice::<f32>()?[c0..c1];
+        if stats.len() != 2 * n {
+            candle_core::bail!("token-nll-grad: {} stats for {n} rows", stats.len())
         }
+        let (nll, grad_nll) = stats.split_at(n);
         let CpuStorage::F32(buf) = s1 else {
             candle_core::bail!("token-nll-grad: logits must be f32")
         };
@@ -249,14 +281,27 @@ impl InplaceOp2 for SoftmaxGrad {
                 let t = targets[n] as usize;
                 // nll = lse - x_t, so lse is recovered exactly enough (f32 rounding of nll,
                 // ~1e-7 relative) without storing state in the forward op.
-                let lse = (self.nll[n] as f64 + row[t] as f64) as f32;
-                let g = self.grad_nll[n];
+                let lse = (nll[n] as f64 + row[t] as f64) as f32;
+                let g = grad_nll[n];
                 for x in row.iter_mut() {
                     *x = exp_fast(*x - lse) * g;
                 }
                 row[t] -= g;
             });
         Ok(())
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &mut candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<()> {
+        crate::kernels::cuda::token_nll_grad(s1, l1, s2, l2, s3, l3)
     }
 }
 

@@ -22,6 +22,8 @@ pub struct BenchReport {
     pub device: String,
     /// `train.precision`: "f32" or "bf16".
     pub precision: String,
+    /// `perf.kernels`: "fused" or "composed".
+    pub kernels: String,
     pub threads: usize,
     pub params: usize,
     pub batch_size: usize,
@@ -53,16 +55,12 @@ pub fn bench(config: &Config, opts: BenchOptions) -> Result<BenchReport, TrainEr
     let mut rng = Rng::new(config.run.seed);
     let params = Params::init_gpt2(&gpt_cfg, &mut rng, &device)?;
     let precision = config.train.precision;
-    let gpt = Gpt::new(&gpt_cfg, &params)?.with_precision(precision);
-    let mut opt = AdamW::new(
-        &params,
-        AdamWParams {
-            beta1: config.optim.beta1,
-            beta2: config.optim.beta2,
-            eps: config.optim.eps,
-            weight_decay: config.optim.weight_decay,
-        },
-    )?;
+    let kernels = config.perf.kernels;
+    let gpt = Gpt::new(&gpt_cfg, &params)?
+        .with_precision(precision)
+        .with_kernels(kernels);
+    let adamw = AdamWParams::from_config(&config.optim);
+    let mut opt = AdamW::new(&params, adamw, kernels)?;
     let vocab = gpt_cfg.vocab_size as u64;
     let mut random_batch = || -> candle_core::Result<(Tensor, Tensor)> {
         let ids: Vec<u32> = (0..micro * (ctx + 1))
@@ -109,6 +107,7 @@ pub fn bench(config: &Config, opts: BenchOptions) -> Result<BenchReport, TrainEr
     Ok(BenchReport {
         device: device_name(&device),
         precision: precision.to_string(),
+        kernels: kernels.to_string(),
         threads: candle_core::utils::get_num_threads(),
         params: gpt_cfg.num_params(),
         batch_size: micro,

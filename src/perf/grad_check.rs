@@ -1,8 +1,9 @@
 //! `syllabus check-grads`: is training on this device and precision computing the right thing?
 //!
 //! One forward + backward of the configured model on `run.device` in `train.precision`, from
-//! the seeded init and a seeded random batch, compared with the same pass on the CPU in f32 (the
-//! reference that the model tests check against finite differences). Every parameter must get a
+//! the seeded init and a seeded random batch, compared with the same pass on the CPU in f32
+//! through candle's composed ops (the reference the model tests check against finite
+//! differences, independent of our fused kernels). Every parameter must get a
 //! finite, non-zero gradient whose relative L2 error against the reference is within the
 //! tolerance, and the loss must agree too. This is the GPU's gradient-flow test: a kernel or op
 //! that drops or garbles a gradient on CUDA only shows up here.
@@ -11,6 +12,7 @@ use candle_core::{DType, Device, Tensor};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::kernels::Kernels;
 use crate::model::{Gpt, Params, Precision};
 use crate::rng::Rng;
 use crate::train::{select_device, TrainError};
@@ -66,6 +68,8 @@ pub struct ParamGradCheck {
 pub struct GradCheckReport {
     pub device: String,
     pub precision: String,
+    /// `perf.kernels` of the checked pass (the reference always uses candle's composed ops).
+    pub kernels: String,
     pub batch_size: usize,
     pub context: usize,
     pub tolerance: Tolerance,
@@ -107,8 +111,15 @@ pub fn check_grads(
         .collect();
     let block = Tensor::from_vec(ids, (b, t + 1), &Device::Cpu)?; // [B, T+1]
 
-    let (ref_loss, ref_grads) = loss_and_grads(&reference, Precision::F32, &block, config)?;
-    let (loss, grads) = loss_and_grads(&checked, precision, &block, config)?;
+    // The reference is candle's composed ops, so it is independent of our kernels.
+    let (ref_loss, ref_grads) = loss_and_grads(
+        &reference,
+        (Precision::F32, Kernels::Composed),
+        &block,
+        config,
+    )?;
+    let kernels = config.perf.kernels;
+    let (loss, grads) = loss_and_grads(&checked, (precision, kernels), &block, config)?;
 
     let mut problems = Vec::new();
     let loss_err = (loss - ref_loss).abs() / ref_loss.abs();
@@ -141,6 +152,7 @@ pub fn check_grads(
     Ok(GradCheckReport {
         device: format!("{:?}", device.location()),
         precision: precision.to_string(),
+        kernels: kernels.to_string(),
         batch_size: b,
         context: t,
         tolerance: tol,
@@ -157,7 +169,7 @@ type NamedGrads = Vec<(String, Option<Tensor>)>;
 /// detached and moved to the CPU as f32.
 fn loss_and_grads(
     params: &Params,
-    precision: Precision,
+    (precision, kernels): (Precision, Kernels),
     block: &Tensor,
     config: &Config,
 ) -> Result<(f64, NamedGrads), TrainError> {
@@ -166,7 +178,9 @@ fn loss_and_grads(
     let block = block.to_device(&device)?;
     let x = block.narrow(1, 0, t)?.contiguous()?; // [B, T]
     let y = block.narrow(1, 1, t)?.contiguous()?; // [B, T]
-    let gpt = Gpt::new(&config.gpt(), params)?.with_precision(precision);
+    let gpt = Gpt::new(&config.gpt(), params)?
+        .with_precision(precision)
+        .with_kernels(kernels);
     let loss = gpt.per_sequence_loss(&x, &y)?.mean_all()?; // []
     let grads = loss.backward()?;
     let loss = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;

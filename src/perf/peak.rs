@@ -9,6 +9,7 @@ use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use super::matmul_peak_flops_for;
+use crate::kernels::Kernels;
 use crate::model::Precision;
 
 /// Dense bf16 peaks in FLOP/s, from the vendors' data sheets.
@@ -21,7 +22,7 @@ pub const PEAK_PRESETS: [(&str, f64); 6] = [
     ("rtx4090", 165.2e12),
 ];
 
-/// `[perf]`: which peak MFU is computed against.
+/// `[perf]`: which peak MFU is computed against, and which kernels the hot ops use.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PerfConfig {
@@ -29,12 +30,18 @@ pub struct PerfConfig {
     /// (`h100`, `h100-pcie`, `h200`, `a100`, `rtx3090`, `rtx4090`), or a number in FLOP/s.
     /// Default "measured".
     pub peak: PeakSetting,
+    /// `"fused"` (our cross-entropy and AdamW kernels, CPU and CUDA) or `"composed"` (candle's
+    /// generic ops: the reference path, for A/B timings). Default "fused". Left out of the saved
+    /// config when fused, so configs of earlier runs stay the same.
+    #[serde(skip_serializing_if = "Kernels::is_fused")]
+    pub kernels: Kernels,
 }
 
 impl Default for PerfConfig {
     fn default() -> Self {
         Self {
             peak: PeakSetting::Name("measured".into()),
+            kernels: Kernels::Fused,
         }
     }
 }

@@ -85,7 +85,11 @@ impl Session {
             write_budget_files(&run_dir, &plan)?;
         }
 
-        let optimizer = AdamW::new(&params, adamw_params(config))?;
+        let optimizer = AdamW::new(
+            &params,
+            AdamWParams::from_config(&config.optim),
+            config.perf.kernels,
+        )?;
         let checkpoint = match resume {
             true => Some(checkpoint::latest(&run_dir)?.ok_or_else(|| {
                 TrainError::RunDir(format!("{}: no complete checkpoint", run_dir.display()))
@@ -161,7 +165,11 @@ impl Session {
         let state = loaded.manifest.state;
         self.policy
             .restore_state(&state.data_cursor, &self.ledger)?;
-        self.optimizer = AdamW::new(&loaded.params, adamw_params(&self.config))?;
+        self.optimizer = AdamW::new(
+            &loaded.params,
+            AdamWParams::from_config(&self.config.optim),
+            self.config.perf.kernels,
+        )?;
         self.optimizer
             .load_state(loaded.optimizer, state.optimizer_updates)?;
         self.params = loaded.params;
@@ -171,12 +179,16 @@ impl Session {
     }
 
     /// The training model (tracked ops) and an inference view sharing the same storage, both
-    /// with the configured matmul precision.
+    /// with the configured matmul precision and kernels.
     pub fn models(&self) -> Result<(Gpt, Gpt), TrainError> {
-        let p = self.config.train.precision;
+        let (p, k) = (self.config.train.precision, self.config.perf.kernels);
         Ok((
-            Gpt::new(&self.gpt_config, &self.params)?.with_precision(p),
-            Gpt::new_inference(&self.gpt_config, &self.params)?.with_precision(p),
+            Gpt::new(&self.gpt_config, &self.params)?
+                .with_precision(p)
+                .with_kernels(k),
+            Gpt::new_inference(&self.gpt_config, &self.params)?
+                .with_precision(p)
+                .with_kernels(k),
         ))
     }
 
@@ -298,15 +310,6 @@ fn write_budget_files(run_dir: &Path, plan: &BudgetPlan) -> Result<(), TrainErro
     let text = serde_json::to_string_pretty(plan)? + "\n";
     crate::fsutil::write_atomic(&path, text.as_bytes())
         .map_err(|source| TrainError::Io { path, source })
-}
-
-fn adamw_params(config: &Config) -> AdamWParams {
-    AdamWParams {
-        beta1: config.optim.beta1,
-        beta2: config.optim.beta2,
-        eps: config.optim.eps,
-        weight_decay: config.optim.weight_decay,
-    }
 }
 
 /// FNV-1a of the resolved config: identifies which run a ledger belongs to, and is the same

@@ -1,0 +1,45 @@
+//! Our own fused kernels, and the switch between them and candle's composed ops.
+//!
+//! The hot ops outside the matmuls: the cross-entropy over V = 50257 logits (fused with the
+//! tied lm_head, `model/lm_head.rs`, `model/loss.rs`) and the AdamW update (`optim/fused.rs`).
+//! Composed from candle's generic ops each is a chain of full-size passes and temporaries; the
+//! fused versions make one or two passes. Each has a CPU implementation (rayon) and a CUDA one
+//! (`kernels/*.cu`, compiled to PTX by build.rs, launched by [`cuda`]). The composed versions
+//! stay as the reference path: `[perf] kernels = "composed"` selects them, for A/B timings
+//! (docs/perf/gpu.md) and to rule our kernels out when a run misbehaves.
+
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "cuda")]
+pub mod cuda;
+
+/// `perf.kernels`: which implementation the cross-entropy and AdamW use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kernels {
+    /// Our fused kernels (CPU and CUDA). The default.
+    #[default]
+    Fused,
+    /// candle's composed ops only: the reference implementation.
+    Composed,
+}
+
+impl Kernels {
+    /// True for the default (serde's `skip_serializing_if` takes a reference).
+    pub fn is_fused(&self) -> bool {
+        *self == Kernels::Fused
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kernels::Fused => "fused",
+            Kernels::Composed => "composed",
+        }
+    }
+}
+
+impl std::fmt::Display for Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
