@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Kernel sources under `kernels/`, without the `.cu` extension.
-const KERNELS: [&str; 2] = ["adamw", "cross_entropy"];
+const KERNELS: [&str; 3] = ["adamw", "attention", "cross_entropy"];
 
 fn main() {
     println!("cargo:rerun-if-changed=Cargo.lock");

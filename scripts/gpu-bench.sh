@@ -12,9 +12,11 @@
 #   scripts/gpu-bench.sh
 # Environment: BENCH_BATCH (16), BENCH_CONTEXT (1024), BENCH_WARMUP (20), BENCH_STEPS (50),
 #   BENCH_MICRO_BATCH (= BENCH_BATCH): ours runs BENCH_BATCH sequences per step as micro-batches
-#   of this size (gradient accumulation) when its composed attention does not fit in memory at
-#   the full batch: ~4 GB of activations per 1024-token sequence, so B=16 needs ~80 GB (an
-#   H200; on an H100 use 8). Tokens per optimizer step stay equal to the reference's.
+#   of this size (gradient accumulation) when it does not fit in memory at the full batch. The
+#   composed attention (perf.kernels=composed) needs ~4 GB of activations per 1024-token
+#   sequence, so B=16 needs ~80 GB: on an H100 time the A/B with 8 (the fused path alone is
+#   predicted at ~1 GB per sequence and fits B=16). Tokens per optimizer step stay equal to the
+#   reference's.
 #   BENCH_PRECISION (bf16; f32 runs ours with TF32 matmuls), BENCH_KERNELS ("fused composed":
 #   the perf.kernels settings to time; the first is compared with PyTorch), BENCH_PEAK_SIZE (8192, the bf16
 #   matmul of the peak probe), BENCH_DEVICE (cuda:0; "cpu" tests the script itself without a

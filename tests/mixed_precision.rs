@@ -276,14 +276,16 @@ fn check_grads_in_f32_on_cpu_is_exact() -> R {
     Ok(())
 }
 
-/// Our fused cross-entropy and AdamW against candle's composed ops over 25 training steps, in
-/// both precisions: the same arithmetic up to exp approximations and f32 summation order.
+/// Our fused attention, cross-entropy and AdamW against candle's composed ops over 25 training
+/// steps, in both precisions: in f32 the same arithmetic up to exp approximations and
+/// summation order.
 #[test]
 fn fused_kernels_train_like_the_composed_reference() -> R {
     let steps = 25;
-    // bf16: a 1e-7 difference in a logit gradient can flip its bf16 rounding (2^-9 relative),
-    // and training amplifies such flips like any change of summation order.
-    for (precision, tol) in [(Precision::F32, 1e-4), (Precision::Bf16, 5e-3)] {
+    // bf16: the composed attention rounds the probabilities to bf16 for P·V, the fused one keeps
+    // them f32 (measured: 8e-3 apart after 25 steps, at a loss of 0.33); and a 1e-7 difference
+    // anywhere can flip a bf16 rounding (2^-9 relative), which training amplifies.
+    for (precision, tol) in [(Precision::F32, 1e-4), (Precision::Bf16, 2e-2)] {
         let fused = train_losses(precision, Kernels::Fused, steps)?;
         let composed = train_losses(precision, Kernels::Composed, steps)?;
         let worst = fused

@@ -8,7 +8,10 @@ use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::WrapErr;
 use candle_core::{bail, CudaStorage, Layout, Result};
 
+use crate::model::attention::AttentionDims;
+
 const ADAMW_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/adamw.ptx"));
+const ATTENTION_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/attention.ptx"));
 const CROSS_ENTROPY_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/cross_entropy.ptx"));
 
 /// Threads per block of the row kernels (one block per row; a multiple of 32).
@@ -180,4 +183,100 @@ pub fn adamw_apply(
     // SAFETY: argument types match `adamw_apply_f32`; indices are bounded by n.
     unsafe { launch.launch(elementwise_config(n)) }.w()?;
     Ok(())
+}
+
+/// Threads per block of the attention kernels (one thread per row).
+const ATTENTION_THREADS: u32 = 64;
+
+fn attention_config(dims: AttentionDims) -> LaunchConfig {
+    LaunchConfig {
+        // The kernels read the number of heads (B·H) from gridDim.y.
+        grid_dim: (
+            dims.t.div_ceil(ATTENTION_THREADS as usize) as u32,
+            dims.heads as u32,
+            1,
+        ),
+        block_dim: (ATTENTION_THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+fn attention_head_dim(dims: AttentionDims) -> Result<usize> {
+    match dims.hd {
+        32 | 64 => Ok(dims.hd),
+        hd => bail!("fused attention: no CUDA kernel for head_dim {hd} (32 or 64)"),
+    }
+}
+
+/// The kernels read q, k, v rows as float4: the buffer must start 16-byte aligned (CUDA
+/// allocations are 256-byte aligned, so an offset that is a multiple of 4 floats suffices).
+fn aligned_qkv_span(layout: &Layout) -> Result<(usize, usize)> {
+    let (a0, a1) = span(layout, "fused attention: qkv")?;
+    if a0 % 4 != 0 {
+        bail!("fused attention: qkv starts at element {a0}, not a multiple of 4 (16 bytes)")
+    }
+    Ok((a0, a1))
+}
+
+/// qkv [3, BH, T, hd] → [BH, T, hd + 1] (output rows and their log-sum-exp).
+pub fn attention_forward(
+    qkv: &CudaStorage,
+    qkv_layout: &Layout,
+    dims: AttentionDims,
+) -> Result<CudaStorage> {
+    let hd = attention_head_dim(dims)?;
+    let (a0, a1) = aligned_qkv_span(qkv_layout)?;
+    let dev = qkv.device().clone();
+    let out = dev.alloc_zeros::<f32>(dims.heads * dims.t * (hd + 1))?;
+    let name = format!("attention_forward_{hd}");
+    let func = dev.get_or_load_custom_func(&name, "syllabus_attention", ATTENTION_PTX)?;
+    let qkv = qkv.as_cuda_slice::<f32>()?.slice(a0..a1);
+    let (t, scale) = (dims.t as u32, dims.scale());
+    let mut launch = func.builder();
+    launch.arg(&qkv).arg(&out).arg(&t).arg(&scale);
+    // SAFETY: argument types match `attention_forward_<hd>`; rows are bounded by t, heads by
+    // gridDim.y, and the buffers hold 3·BH·T·hd and BH·T·(hd + 1) floats.
+    unsafe { launch.launch(attention_config(dims)) }.w()?;
+    Ok(CudaStorage::wrap_cuda_slice(out, dev))
+}
+
+/// (qkv [3, BH, T, hd], out [BH, T, hd + 1], [dO | D] [BH, T, hd + 1]) → dqkv [3, BH, T, hd].
+pub fn attention_backward(
+    qkv: &CudaStorage,
+    qkv_layout: &Layout,
+    out: &CudaStorage,
+    out_layout: &Layout,
+    dod: &CudaStorage,
+    dod_layout: &Layout,
+    dims: AttentionDims,
+) -> Result<CudaStorage> {
+    let hd = attention_head_dim(dims)?;
+    let (a0, a1) = aligned_qkv_span(qkv_layout)?;
+    let (b0, b1) = span(out_layout, "fused attention: output")?;
+    let (c0, c1) = span(dod_layout, "fused attention: output gradient")?;
+    let rows = dims.heads * dims.t * (hd + 1);
+    if b1 - b0 != rows || c1 - c0 != rows {
+        bail!("fused attention backward: buffers do not match {dims:?}")
+    }
+    let dev = qkv.device().clone();
+    let grad = dev.alloc_zeros::<f32>(a1 - a0)?;
+    let qkv = qkv.as_cuda_slice::<f32>()?.slice(a0..a1);
+    let out = out.as_cuda_slice::<f32>()?.slice(b0..b1);
+    let dod = dod.as_cuda_slice::<f32>()?.slice(c0..c1);
+    let (t, scale) = (dims.t as u32, dims.scale());
+    for part in ["dq", "dk", "dv"] {
+        let name = format!("attention_backward_{part}_{hd}");
+        let func = dev.get_or_load_custom_func(&name, "syllabus_attention", ATTENTION_PTX)?;
+        let mut launch = func.builder();
+        launch
+            .arg(&qkv)
+            .arg(&out)
+            .arg(&dod)
+            .arg(&grad)
+            .arg(&t)
+            .arg(&scale);
+        // SAFETY: as in `attention_forward`; each kernel writes its own plane of `grad`.
+        unsafe { launch.launch(attention_config(dims)) }.w()?;
+    }
+    Ok(CudaStorage::wrap_cuda_slice(grad, dev))
 }

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "cuda")]
-pub mod cuda;
+pub(crate) mod cuda;
 
 /// `perf.kernels`: which implementation the cross-entropy and AdamW use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,8 +13,11 @@
 //! bf16 mode and returns f32. The residual stream, biases, GELU, LayerNorm, the softmax and the
 //! cross-entropy stay f32, so only the matmul operands are ever rounded to bf16.
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 
+use super::attention::{
+    causal_mask, composed_causal_attention, fused_attention_supported, fused_causal_attention,
+};
 use super::layer_norm::LayerNorm;
 use super::lm_head::lm_head_nll;
 use super::{GptConfig, ModelError, Params, Precision};
@@ -242,18 +245,26 @@ impl Gpt {
         let pos = self.wpe.narrow(0, 0, t)?; // [T, D]
         let x = tok.reshape((b, t, d))?.broadcast_add(&pos)?; // [B, T, D]
         let mut x = x.reshape((b * t, d))?; // [B*T, D]
-        let mask = causal_mask(t, x.device())?; // [T, T]
+        let mask = match self.fused_attention(x.device()) {
+            true => None,
+            false => Some(causal_mask(t, x.device())?), // [T, T]
+        };
         for block in &self.blocks {
-            x = self.block_forward(block, &x, &mask, b, t)?; // [B*T, D]
+            x = self.block_forward(block, &x, mask.as_ref(), b, t)?; // [B*T, D]
         }
         self.ln_f.forward(&x) // [B*T, D]
+    }
+
+    /// Whether attention runs as the fused op (`attention.rs`) rather than composed ops.
+    fn fused_attention(&self, device: &Device) -> bool {
+        self.kernels == Kernels::Fused && fused_attention_supported(self.cfg.head_dim(), device)
     }
 
     fn block_forward(
         &self,
         block: &Block,
         x: &Tensor,
-        mask: &Tensor,
+        mask: Option<&Tensor>,
         b: usize,
         t: usize,
     ) -> Result<Tensor, ModelError> {
@@ -266,47 +277,42 @@ impl Gpt {
         Ok(x)
     }
 
-    /// Causal multi-head self-attention on `h` [B*T, D].
+    /// Causal multi-head self-attention on `h` [B*T, D]: the fused op, or composed ops with the
+    /// additive `mask` (given exactly when the composed path is used).
     fn attention(
         &self,
         block: &Block,
         h: &Tensor,
-        mask: &Tensor,
+        mask: Option<&Tensor>,
         b: usize,
         t: usize,
     ) -> Result<Tensor, ModelError> {
         let (nh, hd, d) = (self.cfg.n_head, self.cfg.head_dim(), self.cfg.d_model);
         let p = self.precision;
-        // Cast once here (a no-op in f32): q, k and v then enter their matmuls without copies.
-        let qkv = block.c_attn.forward(h, p)?.to_dtype(p.matmul_dtype())?; // [B*T, 3D]
-
-        // One copy puts q, k, v and the heads in place.
-        let qkv = qkv
-            .reshape((b, t, 3, nh, hd))?
-            .permute((2, 0, 3, 1, 4))?
-            .contiguous()?; // [3, B, H, T, hd]
-        let q = qkv.get(0)?; // [B, H, T, hd] (contiguous view)
-        let k = qkv.get(1)?; // [B, H, T, hd]
-        let v = qkv.get(2)?; // [B, H, T, hd]
-        let scale = 1.0 / (hd as f64).sqrt();
-        let att = (p.matmul(&q, &k.t()?)? * scale)?; // [B, H, T, T] f32
-        let att = att.broadcast_add(mask)?; // [B, H, T, T], -inf above the diagonal
-
-        // The composed softmax: softmax_last_dim has no backward (q, k would get zero grads).
-        let att = candle_nn::ops::softmax(&att, D::Minus1)?; // [B, H, T, T]
-        let y = p.matmul(&att, &v)?; // [B, H, T, hd] f32
+        let qkv = block.c_attn.forward(h, p)?; // [B*T, 3D] f32
+        let y = match mask {
+            None => {
+                // f32 kernel on bf16-rounded operands in bf16 mode (what a bf16 matmul sees).
+                let qkv = p
+                    .round(&qkv)?
+                    .reshape((b, t, 3, nh, hd))?
+                    .permute((2, 0, 3, 1, 4))?
+                    .contiguous()?; // [3, B, H, T, hd]
+                fused_causal_attention(&qkv)? // [B, H, T, hd] f32
+            }
+            Some(mask) => {
+                // Cast once (a no-op in f32): q, k, v then enter their matmuls without copies.
+                let qkv = qkv
+                    .to_dtype(p.matmul_dtype())?
+                    .reshape((b, t, 3, nh, hd))?
+                    .permute((2, 0, 3, 1, 4))?
+                    .contiguous()?; // [3, B, H, T, hd]
+                composed_causal_attention(&qkv, mask, p)? // [B, H, T, hd] f32
+            }
+        };
         let y = y.transpose(1, 2)?.contiguous()?.reshape((b * t, d))?; // [B*T, D]
         block.attn_proj.forward(&y, p)
     }
-}
-
-/// Additive causal mask [T, T]: 0 on and below the diagonal, -inf above. Every row keeps its
-/// diagonal, so the softmax never sees an all -inf row.
-fn causal_mask(t: usize, device: &Device) -> Result<Tensor, ModelError> {
-    let data: Vec<f32> = (0..t)
-        .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Ok(Tensor::from_vec(data, (t, t), device)?) // [T, T]
 }
 
 #[cfg(test)]

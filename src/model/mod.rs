@@ -4,12 +4,14 @@
 //! - [`params`]: the parameter store (Hugging Face `GPT2LMHeadModel` names, sorted, seeded init,
 //!   safetensors I/O).
 //! - [`gpt`]: the forward pass, in order, in one file.
+//! - [`attention`]: fused causal self-attention, forward and backward (CPU and CUDA).
 //! - [`layer_norm`]: LayerNorm composed from differentiable ops (candle-nn's fused one drops
 //!   gradients silently, see `docs/candle-notes.md`).
-//! - [`loss`]: per-token cross-entropy, a fused CPU op with a real backward.
-//! - [`lm_head`]: the tied output projection fused with that cross-entropy (CPU training path).
+//! - [`loss`]: per-token cross-entropy, a fused op (CPU and CUDA) with a real backward.
+//! - [`lm_head`]: the tied output projection fused with that cross-entropy (training path).
 //! - [`precision`]: f32 or bf16 matmuls (mixed precision with f32 master weights).
 
+pub mod attention;
 pub mod config;
 pub mod gpt;
 pub mod layer_norm;

@@ -44,6 +44,15 @@ impl Precision {
             .to_dtype(DType::F32)
     }
 
+    /// `x` (f32) rounded to the matmul dtype and back: the values a matmul in this precision
+    /// would see, for f32 kernels that stand in for one (the fused attention). No-op in f32.
+    pub fn round(self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Precision::F32 => Ok(x.clone()),
+            Precision::Bf16 => x.to_dtype(DType::BF16)?.to_dtype(DType::F32),
+        }
+    }
+
     /// True for the default (serde's `skip_serializing_if` takes a reference).
     pub fn is_f32(&self) -> bool {
         *self == Precision::F32

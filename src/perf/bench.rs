@@ -99,7 +99,11 @@ pub fn bench(config: &Config, opts: BenchOptions) -> Result<BenchReport, TrainEr
         }
     }
     let step_ms_mean = total.iter().sum::<f64>() / total.len().max(1) as f64;
-    let forward_only_ms = time_forward_only(&gpt_cfg, &params, &batches, &device, opts)?;
+    // The scorer a policy's extra forward passes run on: the inference twin of the model.
+    let scorer = Gpt::new_inference(&gpt_cfg, &params)?
+        .with_precision(precision)
+        .with_kernels(kernels);
+    let forward_only_ms = time_forward_only(&scorer, &batches, &device, opts)?;
     let step_ms = median(&mut total);
     let tokens_per_s = (micro * accum * ctx) as f64 / (step_ms / 1e3);
     let flops_per_token = gpt_cfg.flops_per_token(ctx);
@@ -127,15 +131,13 @@ pub fn bench(config: &Config, opts: BenchOptions) -> Result<BenchReport, TrainEr
     })
 }
 
-/// Median time of a forward-only pass over all of `batches` on the inference model.
+/// Median time of a forward-only pass over all of `batches` on `gpt` (an inference model).
 fn time_forward_only(
-    cfg: &crate::model::GptConfig,
-    params: &Params,
+    gpt: &Gpt,
     batches: &[(Tensor, Tensor)],
     device: &candle_core::Device,
     opts: BenchOptions,
 ) -> Result<f64, TrainError> {
-    let gpt = Gpt::new_inference(cfg, params)?;
     let mut times = Vec::new();
     for i in 0..opts.warmup_steps.min(2) + opts.timed_steps {
         let t0 = std::time::Instant::now();
