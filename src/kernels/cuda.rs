@@ -201,7 +201,14 @@ fn attention_config(dims: AttentionDims) -> LaunchConfig {
     }
 }
 
+/// The head dimension the kernels are compiled for, after checking the grid fits.
 fn attention_head_dim(dims: AttentionDims) -> Result<usize> {
+    if dims.heads > 65_535 {
+        bail!(
+            "fused attention: {} heads (batch x n_head) exceed CUDA's grid limit of 65535",
+            dims.heads
+        )
+    }
     match dims.hd {
         32 | 64 => Ok(dims.hd),
         hd => bail!("fused attention: no CUDA kernel for head_dim {hd} (32 or 64)"),

@@ -154,7 +154,8 @@ impl Gpt {
         self
     }
 
-    /// The same model with the loss computed by `kernels` (default fused). Weights are shared.
+    /// The same model with attention and loss run by `kernels` (default fused). Weights are
+    /// shared.
     pub fn with_kernels(mut self, kernels: Kernels) -> Gpt {
         self.kernels = kernels;
         self

@@ -92,6 +92,19 @@ impl AdamW {
         } = self.hp;
         let bc1 = 1.0 - beta1.powi(self.t as i32);
         let bc2 = 1.0 - beta2.powi(self.t as i32);
+        // The fused kernels' f32 coefficients; `decay` is set per tensor.
+        let moments = MomentsUpdate {
+            beta1: beta1 as f32,
+            beta2: beta2 as f32,
+            grad_scale: grad_scale as f32,
+        };
+        let update = ParamUpdate {
+            lr: lr as f32,
+            decay: 1.0,
+            inv_bc1: (1.0 / bc1) as f32,
+            inv_bc2: (1.0 / bc2) as f32,
+            eps: eps as f32,
+        };
         for (name, var) in params.iter() {
             let g = grads
                 .get(name)
@@ -107,17 +120,9 @@ impl AdamW {
             };
             match self.kernels {
                 Kernels::Fused => {
-                    let moments = MomentsUpdate {
-                        beta1: beta1 as f32,
-                        beta2: beta2 as f32,
-                        grad_scale: grad_scale as f32,
-                    };
                     let apply = ParamUpdate {
-                        lr: lr as f32,
                         decay: decay as f32,
-                        inv_bc1: (1.0 / bc1) as f32,
-                        inv_bc2: (1.0 / bc2) as f32,
-                        eps: eps as f32,
+                        ..update
                     };
                     adamw_update(var.as_tensor(), &st.mv, g, moments, apply)?;
                 }
@@ -129,9 +134,8 @@ impl AdamW {
                     let v = (v.affine(beta2, 0.0)? + g.sqr()?.affine(1.0 - beta2, 0.0)?)?;
                     let m_hat = m.affine(1.0 / bc1, 0.0)?;
                     let denom = v.affine(1.0 / bc2, 0.0)?.sqrt()?.affine(1.0, eps)?;
-                    let update = (m_hat / denom)?;
                     let p = var.as_tensor().affine(decay, 0.0)?;
-                    var.set(&(p - update.affine(lr, 0.0)?)?)?;
+                    var.set(&(p - (m_hat / denom)?.affine(lr, 0.0)?)?)?;
                     st.mv = Tensor::stack(&[m.flatten_all()?, v.flatten_all()?], 0)?;
                 }
             }
