@@ -1,5 +1,6 @@
-// Host check of kernels/attention.cu and kernels/adamw.cu: runs the CUDA sources on the CPU
-// (cuda_host.h) and compares them with textbook implementations in double precision. Prints
+// Host check of kernels/attention.cu, kernels/adamw.cu and kernels/cross_entropy.cu: runs the
+// CUDA sources on the CPU (cuda_host.h) and compares them with textbook implementations in
+// double precision. Prints
 // one line per check and exits non-zero on any failure. Built and run by
 // tests/cuda_kernels_host.rs.
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include "cuda_host.h"
 #include "adamw.cu"
 #include "attention.cu"
+#include "cross_entropy.cu"
 
 using Vec = std::vector<float>;
 
@@ -158,11 +160,49 @@ static void check_adamw(std::mt19937& rng) {
     expect_close("adamw: parameter", p, want_p, 1e-6);
 }
 
+// Per-row NLL and its in-place gradient; row 3 holds a NaN, row 4 an out-of-range target.
+static void check_cross_entropy(std::mt19937& rng) {
+    const unsigned int n = 5, v = 1000;  // v not a multiple of the block: partial last stride
+    Vec logits = random_vec(rng, n * v, 3.0f);
+    logits[3 * v + 17] = NAN;
+    std::vector<unsigned int> targets = {7, 999, 0, 5, v};
+    const Vec upstream = {0.5f, -1.0f, 2.0f, 1.0f, 1.0f};
+    Vec nll(n, 0.0f);
+    const HostDim3 grid{n, 1, 1}, block{128, 1, 1};
+    launch_threads(grid, block, [&] { token_nll_f32(logits.data(), targets.data(), nll.data(), v); });
+    Vec stats(2 * n);
+    for (unsigned int r = 0; r < n; ++r) {
+        stats[r] = nll[r];
+        stats[n + r] = upstream[r];
+    }
+    Vec grad = logits;
+    launch_threads(grid, block, [&] { token_nll_grad_f32(grad.data(), targets.data(), stats.data(), n, v); });
+
+    const unsigned int good = 3;  // rows 0..2 are finite with valid targets
+    std::vector<double> want_nll(good), want_grad(good * v);
+    for (unsigned int r = 0; r < good; ++r) {
+        double m = -INFINITY, l = 0.0;
+        for (unsigned int j = 0; j < v; ++j) m = std::fmax(m, logits[r * v + j]);
+        for (unsigned int j = 0; j < v; ++j) l += std::exp(logits[r * v + j] - m);
+        const double lse = m + std::log(l);
+        want_nll[r] = lse - logits[r * v + targets[r]];
+        for (unsigned int j = 0; j < v; ++j)
+            want_grad[r * v + j] =
+                upstream[r] * (std::exp(logits[r * v + j] - lse) - (j == targets[r] ? 1.0 : 0.0));
+    }
+    expect_close("cross-entropy: nll", Vec(nll.begin(), nll.begin() + good), want_nll, 1e-6);
+    expect_close("cross-entropy: gradient", Vec(grad.begin(), grad.begin() + good * v), want_grad, 1e-6);
+    const bool nan_ok = std::isnan(nll[3]) && std::isnan(nll[4]);
+    std::printf("%-40s %s\n", "cross-entropy: NaN logit, bad target", nan_ok ? "NaN loss ok" : "FAILED");
+    failures += !nan_ok;
+}
+
 int main() {
     std::mt19937 rng(7);
     check_attention<32>(rng);
     check_attention<64>(rng);
     check_adamw(rng);
+    check_cross_entropy(rng);
     std::printf("%s\n", failures ? "FAILED" : "all kernel checks passed");
     return failures ? 1 : 0;
 }
