@@ -15,6 +15,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Device, Layout, Shape, Tensor, D};
 
 use super::{ModelError, Precision};
+use crate::kernels::Kernels;
 use rayon::prelude::*;
 
 /// Whether the fused op runs for this head size on this device (CUDA kernels exist for
@@ -25,6 +26,12 @@ pub fn fused_attention_supported(head_dim: usize, device: &Device) -> bool {
         Device::Cuda(_) => matches!(head_dim, 32 | 64),
         _ => false,
     }
+}
+
+/// Whether a model with `kernels` and this head size runs the fused attention on `device`
+/// (otherwise the composed one).
+pub fn uses_fused_attention(kernels: Kernels, head_dim: usize, device: &Device) -> bool {
+    kernels == Kernels::Fused && fused_attention_supported(head_dim, device)
 }
 
 /// Causal softmax attention with scale 1/sqrt(hd): `qkv` [3, B, H, T, hd] (f32) → [B, H, T, hd].

@@ -13,10 +13,10 @@
 //! bf16 mode and returns f32. The residual stream, biases, GELU, LayerNorm, the softmax and the
 //! cross-entropy stay f32, so only the matmul operands are ever rounded to bf16.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 
 use super::attention::{
-    causal_mask, composed_causal_attention, fused_attention_supported, fused_causal_attention,
+    causal_mask, composed_causal_attention, fused_causal_attention, uses_fused_attention,
 };
 use super::layer_norm::LayerNorm;
 use super::lm_head::lm_head_nll;
@@ -246,7 +246,7 @@ impl Gpt {
         let pos = self.wpe.narrow(0, 0, t)?; // [T, D]
         let x = tok.reshape((b, t, d))?.broadcast_add(&pos)?; // [B, T, D]
         let mut x = x.reshape((b * t, d))?; // [B*T, D]
-        let mask = match self.fused_attention(x.device()) {
+        let mask = match uses_fused_attention(self.kernels, self.cfg.head_dim(), x.device()) {
             true => None,
             false => Some(causal_mask(t, x.device())?), // [T, T]
         };
@@ -254,11 +254,6 @@ impl Gpt {
             x = self.block_forward(block, &x, mask.as_ref(), b, t)?; // [B*T, D]
         }
         self.ln_f.forward(&x) // [B*T, D]
-    }
-
-    /// Whether attention runs as the fused op (`attention.rs`) rather than composed ops.
-    fn fused_attention(&self, device: &Device) -> bool {
-        self.kernels == Kernels::Fused && fused_attention_supported(self.cfg.head_dim(), device)
     }
 
     fn block_forward(
@@ -318,6 +313,8 @@ impl Gpt {
 
 #[cfg(test)]
 mod tests {
+    use candle_core::Device;
+
     use super::*;
     use crate::rng::Rng;
 

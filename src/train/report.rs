@@ -13,6 +13,7 @@ use crate::eval;
 use crate::generate::{generate, SampleOptions};
 use crate::ledger::{self, LossMetric};
 use crate::logging::{console, LoggerOptions, MetricsLogger, MetricsSink};
+use crate::model::attention::uses_fused_attention;
 use crate::model::Gpt;
 use crate::perf::Peak;
 use crate::rng::Rng;
@@ -103,13 +104,16 @@ impl Reporter {
             &self.bar,
             &format!(
             "model: {} parameters ({} non-embedding) | {} train blocks, {} val blocks of {} tokens \
-             | {} tokens/step | run dir {}",
+             | {} tokens/step | {} matmuls, {} kernels ({} attention) | run dir {}",
             g.num_params(),
             g.num_params_non_embedding(),
             s.train_blocks.len(),
             s.val_blocks.len(),
             s.train_blocks.block_len(),
             self.tokens_per_step,
+            s.config.train.precision,
+            s.config.perf.kernels,
+            attention_kind(s),
             s.config.run.run_dir().display()
         ),
         );
@@ -381,5 +385,15 @@ impl Reporter {
         std::fs::write(&path, json).map_err(|source| TrainError::Io { path, source })?;
         self.logger.close()?;
         Ok(())
+    }
+}
+
+/// Which attention the run's model uses: the kernels setting, unless the fused op has no kernel
+/// for this head size on this device.
+fn attention_kind(s: &Session) -> &'static str {
+    let (kernels, hd) = (s.config.perf.kernels, s.gpt_config.head_dim());
+    match uses_fused_attention(kernels, hd, &s.device) {
+        true => "fused",
+        false => "composed",
     }
 }
