@@ -1,10 +1,11 @@
 //! Our own fused kernels, and the switch between them and candle's composed ops.
 //!
-//! The hot ops outside the matmuls: the cross-entropy over V = 50257 logits (fused with the
-//! tied lm_head, `model/lm_head.rs`, `model/loss.rs`) and the AdamW update (`optim/fused.rs`).
-//! Composed from candle's generic ops each is a chain of full-size passes and temporaries; the
-//! fused versions make one or two passes. Each has a CPU implementation (rayon) and a CUDA one
-//! (`kernels/*.cu`, compiled to PTX by build.rs, launched by [`cuda`]). The composed versions
+//! The hot ops outside the linear layers: causal attention (`model/attention.rs`), the
+//! cross-entropy over V = 50257 logits (fused with the tied lm_head, `model/lm_head.rs`,
+//! `model/loss.rs`) and the AdamW update (`optim/fused.rs`). Composed from candle's generic ops
+//! each is a chain of full-size passes and temporaries (attention's are [B, H, T, T]); the fused
+//! versions make one or two passes. Each has a CPU implementation (rayon) and a CUDA one
+//! (`kernels/*.cu`, compiled to PTX by build.rs, launched by `cuda.rs`). The composed versions
 //! stay as the reference path: `[perf] kernels = "composed"` selects them, for A/B timings
 //! (docs/perf/gpu.md) and to rule our kernels out when a run misbehaves.
 
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
 
-/// `perf.kernels`: which implementation the cross-entropy and AdamW use.
+/// `perf.kernels`: which implementation attention, the cross-entropy and AdamW use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kernels {

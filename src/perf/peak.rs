@@ -30,9 +30,10 @@ pub struct PerfConfig {
     /// (`h100`, `h100-pcie`, `h200`, `a100`, `rtx3090`, `rtx4090`), or a number in FLOP/s.
     /// Default "measured".
     pub peak: PeakSetting,
-    /// `"fused"` (our cross-entropy and AdamW kernels, CPU and CUDA) or `"composed"` (candle's
-    /// generic ops: the reference path, for A/B timings). Default "fused". Left out of the saved
-    /// config when fused, so configs of earlier runs stay the same.
+    /// `"fused"` (our attention, cross-entropy and AdamW kernels, CPU and CUDA) or `"composed"`
+    /// (candle's generic ops: the reference path, for A/B timings). Default "fused". On CUDA the
+    /// fused attention covers head_dim 32 and 64; other sizes run the composed attention. Left
+    /// out of the saved config when fused, so configs of earlier runs stay the same.
     #[serde(skip_serializing_if = "Kernels::is_fused")]
     pub kernels: Kernels,
 }
