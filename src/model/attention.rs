@@ -8,15 +8,16 @@
 //! probabilities from q, k and the log-sum-exp.
 //!
 //! Implementations: CUDA (`kernels/attention.cu`, one thread per row, head_dim 32 or 64; its
-//! source is also run on the host by `tests/cuda_kernels_host.rs`) and the CPU (below, the
-//! same per-row algorithm, rayon over rows, any head_dim). The arithmetic is f32; in bf16 mode
-//! q, k and v are rounded to bf16 first (`Precision::round`), the operands a bf16 matmul sees.
+//! source is also run on the host by `tests/cuda_kernels_host.rs`) and the CPU (below: the
+//! same math, rayon over rows forward and over heads backward, any head_dim). The arithmetic is
+//! f32; in bf16 mode q, k and v are rounded to bf16 first (`Precision::round`), the operands a
+//! bf16 matmul sees.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, Device, Layout, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Device, Layout, Shape, Tensor, D};
+use rayon::prelude::*;
 
 use super::{ModelError, Precision};
 use crate::kernels::Kernels;
-use rayon::prelude::*;
 
 /// Whether the fused op runs for this head size on this device (CUDA kernels exist for
 /// head_dim 32 and 64: every GPT-2 size and the tiny preset; wider heads would spill registers).
@@ -36,6 +37,9 @@ pub fn uses_fused_attention(kernels: Kernels, head_dim: usize, device: &Device) 
 
 /// Causal softmax attention with scale 1/sqrt(hd): `qkv` [3, B, H, T, hd] (f32) → [B, H, T, hd].
 pub fn fused_causal_attention(qkv: &Tensor) -> candle_core::Result<Tensor> {
+    if qkv.dtype() != DType::F32 {
+        candle_core::bail!("fused attention: qkv must be f32, got {:?}", qkv.dtype())
+    }
     let hd = qkv.dim(4)?;
     let out = qkv.contiguous()?.apply_op1(FusedAttention)?; // [B, H, T, hd + 1]
     out.narrow(3, 0, hd) // [B, H, T, hd]; the log-sum-exp column stays for the backward
