@@ -138,63 +138,44 @@ __device__ void attention_backward_dq(const float* __restrict__ qkv,
     for (int d = 0; d < HD; ++d) dqi[d] = dq[d] * scale;
 }
 
-// dk_j = scale * sum_{i >= j} p_ij (dp_ij - D_i) q_i.
-template <int HD>
-__device__ void attention_backward_dk(const float* __restrict__ qkv,
-                                      const float* __restrict__ out,
-                                      const float* __restrict__ dod, float* __restrict__ dqkv,
-                                      unsigned int t_len, float scale) {
+// Key-row gradients: dk_j = scale * sum_{i >= j} p_ij (dp_ij - D_i) q_i, or (GRAD_V)
+// dv_j = sum_{i >= j} p_ij dO_i. Two instantiations rather than one kernel for both: k_j, v_j,
+// dk_j and dv_j together would be four HD-float rows of registers, and spill.
+template <int HD, bool GRAD_V>
+__device__ void attention_backward_key_rows(const float* __restrict__ qkv,
+                                            const float* __restrict__ out,
+                                            const float* __restrict__ dod,
+                                            float* __restrict__ dqkv, unsigned int t_len,
+                                            float scale) {
     const unsigned int j = blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= t_len) return;
     const size_t plane = (size_t)gridDim.y * t_len * HD;
     const size_t head = (size_t)blockIdx.y * t_len;
     const float* q = qkv + head * HD;
-    float kj[HD], vj[HD], dk[HD];
+    float kj[HD], vj[HD], acc[HD];
 #pragma unroll
     for (int d = 0; d < HD; ++d) {
         kj[d] = qkv[plane + (head + j) * HD + d] * scale;
-        vj[d] = qkv[2 * plane + (head + j) * HD + d];
-        dk[d] = 0.0f;
+        if constexpr (!GRAD_V) vj[d] = qkv[2 * plane + (head + j) * HD + d];
+        acc[d] = 0.0f;
     }
     for (unsigned int i = j; i < t_len; ++i) {
         // dO rows have stride HD + 1 (not 16-byte aligned): scalar loads there.
         const float* qi = q + (size_t)i * HD;
         const float* drow = dod + (head + i) * (HD + 1);
         const float p = expf(dot_row<HD>(kj, qi) - out[(head + i) * (HD + 1) + HD]);
-        const float ds = p * (dot_plain<HD>(drow, vj) - drow[HD]);
-        axpy_row<HD>(dk, ds, qi);
+        if constexpr (GRAD_V) {
+#pragma unroll
+            for (int d = 0; d < HD; ++d) acc[d] += p * drow[d];
+        } else {
+            const float ds = p * (dot_plain<HD>(drow, vj) - drow[HD]);
+            axpy_row<HD>(acc, ds, qi);
+        }
     }
-    float* dkj = dqkv + plane + (head + j) * HD;
+    float* dst = dqkv + (GRAD_V ? 2 : 1) * plane + (head + j) * HD;
+    const float factor = GRAD_V ? 1.0f : scale;
 #pragma unroll
-    for (int d = 0; d < HD; ++d) dkj[d] = dk[d] * scale;
-}
-
-// dv_j = sum_{i >= j} p_ij dO_i.
-template <int HD>
-__device__ void attention_backward_dv(const float* __restrict__ qkv,
-                                      const float* __restrict__ out,
-                                      const float* __restrict__ dod, float* __restrict__ dqkv,
-                                      unsigned int t_len, float scale) {
-    const unsigned int j = blockIdx.x * blockDim.x + threadIdx.x;
-    if (j >= t_len) return;
-    const size_t plane = (size_t)gridDim.y * t_len * HD;
-    const size_t head = (size_t)blockIdx.y * t_len;
-    const float* q = qkv + head * HD;
-    float kj[HD], dv[HD];
-#pragma unroll
-    for (int d = 0; d < HD; ++d) {
-        kj[d] = qkv[plane + (head + j) * HD + d] * scale;
-        dv[d] = 0.0f;
-    }
-    for (unsigned int i = j; i < t_len; ++i) {
-        const float p = expf(dot_row<HD>(kj, q + (size_t)i * HD) - out[(head + i) * (HD + 1) + HD]);
-        const float* drow = dod + (head + i) * (HD + 1);
-#pragma unroll
-        for (int d = 0; d < HD; ++d) dv[d] += p * drow[d];
-    }
-    float* dvj = dqkv + 2 * plane + (head + j) * HD;
-#pragma unroll
-    for (int d = 0; d < HD; ++d) dvj[d] = dv[d];
+    for (int d = 0; d < HD; ++d) dst[d] = acc[d] * factor;
 }
 
 // C entry points, one per head dimension (the registers hold HD-float rows, so HD is a
@@ -217,13 +198,13 @@ __device__ void attention_backward_dv(const float* __restrict__ qkv,
         const float* __restrict__ qkv, const float* __restrict__ out,                        \
         const float* __restrict__ dod, float* __restrict__ dqkv, unsigned int t_len,         \
         float scale) {                                                                       \
-        attention_backward_dk<HD>(qkv, out, dod, dqkv, t_len, scale);                        \
+        attention_backward_key_rows<HD, false>(qkv, out, dod, dqkv, t_len, scale);           \
     }                                                                                        \
     extern "C" __global__ void attention_backward_dv_##HD(                                   \
         const float* __restrict__ qkv, const float* __restrict__ out,                        \
         const float* __restrict__ dod, float* __restrict__ dqkv, unsigned int t_len,         \
         float scale) {                                                                       \
-        attention_backward_dv<HD>(qkv, out, dod, dqkv, t_len, scale);                        \
+        attention_backward_key_rows<HD, true>(qkv, out, dod, dqkv, t_len, scale);            \
     }
 
 ATTENTION_ENTRY_POINTS(32)

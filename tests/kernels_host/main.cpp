@@ -120,8 +120,8 @@ static void check_attention(std::mt19937& rng) {
     }
     Vec dqkv(3 * plane, NAN);
     launch(grid, block, [&] { attention_backward_dq<HD>(qkv.data(), out.data(), dod.data(), dqkv.data(), t, scale); });
-    launch(grid, block, [&] { attention_backward_dk<HD>(qkv.data(), out.data(), dod.data(), dqkv.data(), t, scale); });
-    launch(grid, block, [&] { attention_backward_dv<HD>(qkv.data(), out.data(), dod.data(), dqkv.data(), t, scale); });
+    launch(grid, block, [&] { attention_backward_key_rows<HD, false>(qkv.data(), out.data(), dod.data(), dqkv.data(), t, scale); });
+    launch(grid, block, [&] { attention_backward_key_rows<HD, true>(qkv.data(), out.data(), dod.data(), dqkv.data(), t, scale); });
 
     const AttentionReference want = attention_reference(qkv, dout, bh, t, HD);
     const Vec dq(dqkv.begin(), dqkv.begin() + plane), dk(dqkv.begin() + plane, dqkv.begin() + 2 * plane),
