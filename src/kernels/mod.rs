@@ -9,6 +9,7 @@
 //! stay as the reference path: `[perf] kernels = "composed"` selects them, for A/B timings
 //! (docs/perf/gpu.md) and to rule our kernels out when a run misbehaves.
 
+use candle_core::{CpuStorage, Layout};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "cuda")]
@@ -43,4 +44,28 @@ impl std::fmt::Display for Kernels {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// The f32 elements a contiguous CPU layout covers; `what` names the operand in the error.
+pub(crate) fn contiguous_f32<'a>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    what: &str,
+) -> candle_core::Result<&'a [f32]> {
+    let Some((a, b)) = l.contiguous_offsets() else {
+        candle_core::bail!("{what} must be contiguous")
+    };
+    Ok(&s.as_slice::<f32>()?[a..b])
+}
+
+/// [`contiguous_f32`] for the operand an in-place op writes.
+pub(crate) fn contiguous_f32_mut<'a>(
+    s: &'a mut CpuStorage,
+    l: &Layout,
+    what: &str,
+) -> candle_core::Result<&'a mut [f32]> {
+    let (Some((a, b)), CpuStorage::F32(buf)) = (l.contiguous_offsets(), s) else {
+        candle_core::bail!("{what} must be contiguous f32")
+    };
+    Ok(&mut buf[a..b])
 }

@@ -17,7 +17,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Device, Layout, Shape
 use rayon::prelude::*;
 
 use super::{ModelError, Precision};
-use crate::kernels::Kernels;
+use crate::kernels::{contiguous_f32, Kernels};
 
 /// Whether the fused op runs for this head size on this device (CUDA kernels exist for
 /// head_dim 32 and 64: every GPT-2 size and the tiny preset; wider heads would spill registers).
@@ -110,13 +110,6 @@ struct FusedAttention;
 /// Backward: (qkv, forward output, [dO | D]) → [3, B, H, T, hd] gradients of q, k and v.
 struct AttentionBackward;
 
-fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let Some((a, b)) = l.contiguous_offsets() else {
-        candle_core::bail!("fused attention: {what} must be contiguous")
-    };
-    Ok(&s.as_slice::<f32>()?[a..b])
-}
-
 impl CustomOp1 for FusedAttention {
     fn name(&self) -> &'static str {
         "fused-attention"
@@ -124,7 +117,7 @@ impl CustomOp1 for FusedAttention {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let dims = AttentionDims::of(l.shape())?;
-        let out = forward_cpu(contiguous_f32(s, l, "qkv")?, dims);
+        let out = forward_cpu(contiguous_f32(s, l, "fused attention: qkv")?, dims);
         Ok((CpuStorage::F32(out), out_shape(l.shape())?))
     }
 
@@ -176,9 +169,9 @@ impl CustomOp3 for AttentionBackward {
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let dims = AttentionDims::of(l1.shape())?;
-        let qkv = contiguous_f32(s1, l1, "qkv")?;
-        let out = contiguous_f32(s2, l2, "output")?;
-        let dod = contiguous_f32(s3, l3, "output gradient")?;
+        let qkv = contiguous_f32(s1, l1, "fused attention: qkv")?;
+        let out = contiguous_f32(s2, l2, "fused attention: output")?;
+        let dod = contiguous_f32(s3, l3, "fused attention: output gradient")?;
         let rows = dims.heads * dims.t * (dims.hd + 1);
         if out.len() != rows || dod.len() != rows {
             candle_core::bail!("fused attention backward: buffers do not match {dims:?}")

@@ -15,6 +15,7 @@ use candle_core::{CpuStorage, CustomOp2, DType, InplaceOp3, Layout, Shape, Tenso
 use rayon::prelude::*;
 
 use super::ModelError;
+use crate::kernels::contiguous_f32;
 
 /// Per-token NLL, choosing the implementation by device: the fused op on CPU and CUDA, the
 /// composed ops elsewhere (no Metal kernel). Both give the same values and gradients.
@@ -263,10 +264,7 @@ impl InplaceOp3 for SoftmaxGrad {
     ) -> candle_core::Result<()> {
         let ((a0, a1), targets, v) = checked_offsets(l1, s2, l2)?;
         let n = targets.len();
-        let Some((c0, c1)) = l3.contiguous_offsets() else {
-            candle_core::bail!("token-nll-grad: stats must be contiguous")
-        };
-        let stats = &s3.as_slice::<f32>()?[c0..c1];
+        let stats = contiguous_f32(s3, l3, "token-nll-grad: stats")?;
         if stats.len() != 2 * n {
             candle_core::bail!("token-nll-grad: {} stats for {n} rows", stats.len())
         }

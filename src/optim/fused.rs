@@ -6,6 +6,8 @@
 use candle_core::{CpuStorage, InplaceOp2, Layout, Tensor};
 use rayon::prelude::*;
 
+use crate::kernels::{contiguous_f32, contiguous_f32_mut};
+
 /// Elements per rayon task: large enough that scheduling is noise next to the arithmetic.
 const CHUNK: usize = 1 << 14;
 
@@ -43,25 +45,6 @@ pub(super) struct ParamUpdate {
     pub eps: f32,
 }
 
-/// The contiguous f32 slice of a storage, or an error naming `what`.
-fn f32_span<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let Some((a, b)) = l.contiguous_offsets() else {
-        candle_core::bail!("adamw: {what} must be contiguous")
-    };
-    Ok(&s.as_slice::<f32>()?[a..b])
-}
-
-fn f32_span_mut<'a>(
-    s: &'a mut CpuStorage,
-    l: &Layout,
-    what: &str,
-) -> candle_core::Result<&'a mut [f32]> {
-    let (Some((a, b)), CpuStorage::F32(buf)) = (l.contiguous_offsets(), s) else {
-        candle_core::bail!("adamw: {what} must be contiguous f32")
-    };
-    Ok(&mut buf[a..b])
-}
-
 impl InplaceOp2 for MomentsUpdate {
     fn name(&self) -> &'static str {
         "adamw-moments"
@@ -74,8 +57,8 @@ impl InplaceOp2 for MomentsUpdate {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<()> {
-        let g = f32_span(s2, l2, "gradient")?;
-        let mv = f32_span_mut(s1, l1, "moments")?;
+        let g = contiguous_f32(s2, l2, "adamw: gradient")?;
+        let mv = contiguous_f32_mut(s1, l1, "adamw: moments")?;
         if mv.len() != 2 * g.len() {
             candle_core::bail!(
                 "adamw: {} moment values for {} gradients",
@@ -127,8 +110,8 @@ impl InplaceOp2 for ParamUpdate {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<()> {
-        let mv = f32_span(s2, l2, "moments")?;
-        let p = f32_span_mut(s1, l1, "parameter")?;
+        let mv = contiguous_f32(s2, l2, "adamw: moments")?;
+        let p = contiguous_f32_mut(s1, l1, "adamw: parameter")?;
         if mv.len() != 2 * p.len() {
             candle_core::bail!(
                 "adamw: {} moment values for {} parameters",
