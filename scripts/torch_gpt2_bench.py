@@ -65,12 +65,15 @@ class GPT(nn.Module):
             else:
                 nn.init.normal_(p, std=0.02)
 
-    def forward(self, idx, targets):
+    def logits(self, idx):
         t = idx.shape[1]
         x = self.wte(idx) + self.wpe(torch.arange(t, device=idx.device))  # [B, T, D]
         for block in self.blocks:
             x = block(x)
-        logits = F.linear(self.ln_f(x), self.wte.weight)  # tied lm_head, [B, T, V]
+        return F.linear(self.ln_f(x), self.wte.weight)  # tied lm_head, [B, T, V]
+
+    def forward(self, idx, targets):
+        logits = self.logits(idx)
         # The loss in f32, as syllabus's per-token NLL.
         return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1))
 

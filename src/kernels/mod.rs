@@ -9,11 +9,13 @@
 //! stay as the reference path: `[perf] kernels = "composed"` selects them, for A/B timings
 //! (docs/perf/gpu.md) and to rule our kernels out when a run misbehaves.
 
-use candle_core::{CpuStorage, Layout};
+use candle_core::{CpuStorage, Layout, Storage, StorageRef, Tensor};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
+pub mod gemm;
+pub mod simd;
 
 /// `perf.kernels`: which implementation attention, the cross-entropy and AdamW use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,4 +70,31 @@ pub(crate) fn contiguous_f32_mut<'a>(
         candle_core::bail!("{what} must be contiguous f32")
     };
     Ok(&mut buf[a..b])
+}
+
+/// Read access to the contiguous f32 data of a CPU tensor, for the backward passes of custom
+/// ops (candle hands them tensors, not storages). Holds the tensor's storage lock while alive.
+pub(crate) struct CpuF32<'a> {
+    guard: StorageRef<'a>,
+    range: (usize, usize),
+}
+
+impl<'a> CpuF32<'a> {
+    /// `t` must be a contiguous f32 tensor on the CPU; `what` names it in the error.
+    pub fn of(t: &'a Tensor, what: &str) -> candle_core::Result<Self> {
+        let (guard, layout) = t.storage_and_layout();
+        let range = match (&*guard, layout.contiguous_offsets()) {
+            (Storage::Cpu(CpuStorage::F32(_)), Some(range)) => range,
+            _ => candle_core::bail!("{what} must be a contiguous f32 CPU tensor"),
+        };
+        Ok(Self { guard, range })
+    }
+
+    pub fn as_slice(&self) -> &[f32] {
+        match &*self.guard {
+            Storage::Cpu(CpuStorage::F32(data)) => &data[self.range.0..self.range.1],
+            // `of` admitted only contiguous f32 CPU storage, and a read guard keeps it so.
+            _ => unreachable!("CpuF32 holds f32 CPU storage"),
+        }
+    }
 }

@@ -1,23 +1,27 @@
-//! Fused causal self-attention, forward and backward (FlashAttention's algorithm: Dao et al.
-//! 2022, "FlashAttention"; Dao 2023, "FlashAttention-2").
+//! Causal multi-head self-attention on the model's `[B*T, 3D]` qkv projection, in one of three
+//! implementations:
 //!
-//! Why: the composed attention (`QKᵀ`, mask, softmax, `· V`) materialises several [B, H, T, T]
-//! tensors per layer and candle keeps them for the backward: ~4 GB per 1024-token sequence for
-//! gpt2-124m, and on a GPU every one of them is a memory-bound pass. This op keeps only the
-//! output and each row's log-sum-exp ([B, H, T, hd + 1]); the backward recomputes the
-//! probabilities from q, k and the log-sum-exp.
+//! - CPU, fused: [`RowsAttention`], the blocked per-head kernel of `attention_cpu.rs` reading q,
+//!   k and v in place (no permuted copies), keeping only the output and each row's
+//!   log-sum-exp, recomputing the probabilities in the backward (FlashAttention's scheme: Dao et
+//!   al. 2022; Dao 2023).
+//! - CUDA, fused (head_dim 32 or 64): the `[3, B, H, T, hd]` op of `attention_packed.rs`.
+//! - Composed: candle's matmul, mask and softmax, the reference path (`perf.kernels =
+//!   "composed"`, and CUDA head sizes without a kernel). It materialises several [B, H, T, T]
+//!   tensors per layer and keeps them for the backward (~4 GB per 1024-token sequence for
+//!   gpt2-124m).
 //!
-//! Implementations: CUDA (`kernels/attention.cu`, one thread per row, head_dim 32 or 64; its
-//! source is also run on the host by `tests/cuda_kernels_host.rs`) and the CPU (below: the
-//! same math, rayon over rows forward and over heads backward, any head_dim). The arithmetic is
-//! f32; in bf16 mode q, k and v are rounded to bf16 first (`Precision::round`), the operands a
-//! bf16 matmul sees.
+//! The arithmetic is f32; in bf16 mode the fused paths round q, k and v to bf16 first
+//! (`Precision::round`), the operands a bf16 matmul sees.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Device, Layout, Shape, Tensor, D};
-use rayon::prelude::*;
+use std::sync::Mutex;
 
+use candle_core::{CpuStorage, CustomOp1, Device, Layout, Shape, Tensor, D};
+
+use super::attention_cpu::{backward_rows, forward_rows, RowsDims};
+use super::attention_packed::fused_causal_attention;
 use super::{ModelError, Precision};
-use crate::kernels::{contiguous_f32, Kernels};
+use crate::kernels::{contiguous_f32, CpuF32, Kernels};
 
 /// Whether the fused op runs for this head size on this device (CUDA kernels exist for
 /// head_dim 32 and 64: every GPT-2 size and the tiny preset; wider heads would spill registers).
@@ -35,14 +39,56 @@ pub fn uses_fused_attention(kernels: Kernels, head_dim: usize, device: &Device) 
     kernels == Kernels::Fused && fused_attention_supported(head_dim, device)
 }
 
-/// Causal softmax attention with scale 1/sqrt(hd): `qkv` [3, B, H, T, hd] (f32) → [B, H, T, hd].
-pub fn fused_causal_attention(qkv: &Tensor) -> candle_core::Result<Tensor> {
-    if qkv.dtype() != DType::F32 {
-        candle_core::bail!("fused attention: qkv must be f32, got {:?}", qkv.dtype())
+/// Shape of one attention call: B sequences of T positions, `n_head` heads of `head_dim`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionShape {
+    pub b: usize,
+    pub t: usize,
+    pub n_head: usize,
+    pub head_dim: usize,
+}
+
+/// Causal self-attention with scale 1/sqrt(hd): `qkv` [B*T, 3D] (q, k, v side by side, f32)
+/// → [B*T, D] f32, with matmuls in precision `p`.
+pub fn causal_self_attention(
+    qkv: &Tensor,
+    shape: AttentionShape,
+    p: Precision,
+    kernels: Kernels,
+) -> Result<Tensor, ModelError> {
+    let AttentionShape {
+        b,
+        t,
+        n_head: nh,
+        head_dim: hd,
+    } = shape;
+    let device = qkv.device();
+    if !uses_fused_attention(kernels, hd, device) {
+        // Cast once (a no-op in f32): q, k, v then enter their matmuls without copies.
+        let qkv = qkv
+            .to_dtype(p.matmul_dtype())?
+            .reshape((b, t, 3, nh, hd))?
+            .permute((2, 0, 3, 1, 4))?
+            .contiguous()?; // [3, B, H, T, hd]
+        let y = composed_causal_attention(&qkv, &causal_mask(t, device)?, p)?; // [B, H, T, hd]
+        return Ok(y.transpose(1, 2)?.contiguous()?.reshape((b * t, nh * hd))?);
     }
-    let hd = qkv.dim(4)?;
-    let out = qkv.contiguous()?.apply_op1(FusedAttention)?; // [B, H, T, hd + 1]
-    out.narrow(3, 0, hd) // [B, H, T, hd]; the log-sum-exp column stays for the backward
+    let qkv = p.round(qkv)?; // f32 kernel on bf16-rounded operands in bf16 mode
+    if device.is_cpu() {
+        let dims = RowsDims {
+            b,
+            t,
+            heads: nh,
+            hd,
+        };
+        return Ok(qkv.contiguous()?.apply_op1(RowsAttention::new(dims))?); // [B*T, D]
+    }
+    let qkv = qkv
+        .reshape((b, t, 3, nh, hd))?
+        .permute((2, 0, 3, 1, 4))?
+        .contiguous()?; // [3, B, H, T, hd]
+    let y = fused_causal_attention(&qkv)?; // [B, H, T, hd]
+    Ok(y.transpose(1, 2)?.contiguous()?.reshape((b * t, nh * hd))?)
 }
 
 /// The reference attention from candle ops: `qkv` [3, B, H, T, hd] (matmul dtype), additive
@@ -73,233 +119,69 @@ pub fn causal_mask(t: usize, device: &Device) -> Result<Tensor, ModelError> {
     Ok(Tensor::from_vec(data, (t, t), device)?) // [T, T]
 }
 
-/// (B·H, T, hd) of a [3, B, H, T, hd] layout.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct AttentionDims {
-    pub heads: usize,
-    pub t: usize,
-    pub hd: usize,
+/// The CPU op on the model's layout: qkv [B*T, 3D] → y [B*T, D]. Each row's log-sum-exp is
+/// kept in the op (one per graph) for the backward.
+struct RowsAttention {
+    dims: RowsDims,
+    lse: Mutex<Option<Vec<f32>>>,
 }
 
-impl AttentionDims {
-    fn of(qkv: &Shape) -> candle_core::Result<Self> {
-        let (three, b, h, t, hd) = qkv.dims5()?;
-        if three != 3 {
-            candle_core::bail!("fused attention: qkv must be [3, B, H, T, hd], got {qkv:?}")
+impl RowsAttention {
+    fn new(dims: RowsDims) -> Self {
+        Self {
+            dims,
+            lse: Mutex::new(None),
         }
-        Ok(Self {
-            heads: b * h,
-            t,
-            hd,
-        })
     }
 
-    /// The softmax temperature.
-    pub fn scale(&self) -> f32 {
-        1.0 / (self.hd as f32).sqrt()
-    }
-
-    fn plane(&self) -> usize {
-        self.heads * self.t * self.hd
+    fn check(&self, l: &Layout) -> candle_core::Result<()> {
+        let RowsDims { b, t, heads, hd } = self.dims;
+        if l.shape().dims() != [b * t, 3 * heads * hd] {
+            candle_core::bail!(
+                "attention: qkv {:?} does not match {:?}",
+                l.shape(),
+                self.dims
+            )
+        }
+        Ok(())
     }
 }
 
-/// Forward: [3, B, H, T, hd] → [B, H, T, hd + 1] (output row, then its log-sum-exp).
-struct FusedAttention;
-
-/// Backward: (qkv, forward output, [dO | D]) → [3, B, H, T, hd] gradients of q, k and v.
-struct AttentionBackward;
-
-impl CustomOp1 for FusedAttention {
+impl CustomOp1 for RowsAttention {
     fn name(&self) -> &'static str {
-        "fused-attention"
+        "causal-attention"
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let dims = AttentionDims::of(l.shape())?;
-        let out = forward_cpu(contiguous_f32(s, l, "fused attention: qkv")?, dims);
-        Ok((CpuStorage::F32(out), out_shape(l.shape())?))
+        self.check(l)?;
+        let qkv = contiguous_f32(s, l, "attention: qkv")?;
+        let (y, lse) = forward_rows(qkv, self.dims);
+        let mut saved = self
+            .lse
+            .lock()
+            .map_err(|_| candle_core::Error::msg("attention: poisoned lock"))?;
+        *saved = Some(lse);
+        let RowsDims { b, t, heads, hd } = self.dims;
+        Ok((CpuStorage::F32(y), Shape::from((b * t, heads * hd))))
     }
 
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        s: &candle_core::CudaStorage,
-        l: &Layout,
-    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        let dims = AttentionDims::of(l.shape())?;
-        let out = crate::kernels::cuda::attention_forward(s, l, dims)?;
-        Ok((out, out_shape(l.shape())?))
+    fn bwd(&self, qkv: &Tensor, y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let lse = self
+            .lse
+            .lock()
+            .map_err(|_| candle_core::Error::msg("attention: poisoned lock"))?
+            .take()
+            .ok_or_else(|| candle_core::Error::msg("attention: backward already ran"))?;
+        let dy = dy.contiguous()?;
+        let grad = backward_rows(
+            CpuF32::of(qkv, "attention: qkv")?.as_slice(),
+            CpuF32::of(y, "attention: output")?.as_slice(),
+            CpuF32::of(&dy, "attention: output gradient")?.as_slice(),
+            &lse,
+            self.dims,
+        );
+        Ok(Some(Tensor::from_vec(grad, qkv.shape(), &Device::Cpu)?))
     }
-
-    fn bwd(
-        &self,
-        qkv: &Tensor,
-        res: &Tensor,
-        grad_res: &Tensor,
-    ) -> candle_core::Result<Option<Tensor>> {
-        let hd = qkv.dim(4)?;
-        let o = res.narrow(3, 0, hd)?; // [B, H, T, hd]
-        let grad_o = grad_res.narrow(3, 0, hd)?; // [B, H, T, hd]; the lse column's gradient is 0
-        let big_d = (&grad_o * &o)?.sum_keepdim(3)?; // [B, H, T, 1] = rowsum(dO · O)
-        let dod = Tensor::cat(&[&grad_o, &big_d], 3)?; // [B, H, T, hd + 1]
-        let grad = qkv.apply_op3_no_bwd(&res.detach(), &dod, &AttentionBackward)?;
-        Ok(Some(grad)) // [3, B, H, T, hd]
-    }
-}
-
-/// [3, B, H, T, hd] → [B, H, T, hd + 1].
-fn out_shape(qkv: &Shape) -> candle_core::Result<Shape> {
-    let (_, b, h, t, hd) = qkv.dims5()?;
-    Ok(Shape::from((b, h, t, hd + 1)))
-}
-
-impl CustomOp3 for AttentionBackward {
-    fn name(&self) -> &'static str {
-        "fused-attention-backward"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let dims = AttentionDims::of(l1.shape())?;
-        let qkv = contiguous_f32(s1, l1, "fused attention: qkv")?;
-        let out = contiguous_f32(s2, l2, "fused attention: output")?;
-        let dod = contiguous_f32(s3, l3, "fused attention: output gradient")?;
-        let rows = dims.heads * dims.t * (dims.hd + 1);
-        if out.len() != rows || dod.len() != rows {
-            candle_core::bail!("fused attention backward: buffers do not match {dims:?}")
-        }
-        Ok((
-            CpuStorage::F32(backward_cpu(qkv, out, dod, dims)),
-            l1.shape().clone(),
-        ))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        s1: &candle_core::CudaStorage,
-        l1: &Layout,
-        s2: &candle_core::CudaStorage,
-        l2: &Layout,
-        s3: &candle_core::CudaStorage,
-        l3: &Layout,
-    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        let dims = AttentionDims::of(l1.shape())?;
-        let grad = crate::kernels::cuda::attention_backward(s1, l1, s2, l2, s3, l3, dims)?;
-        Ok((grad, l1.shape().clone()))
-    }
-}
-
-/// Dot product in 8 independent lanes (vectorisable; a single accumulator is a serial chain).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// `acc += w · x`.
-fn axpy(acc: &mut [f32], w: f32, x: &[f32]) {
-    for (a, &x) in acc.iter_mut().zip(x) {
-        *a += w * x;
-    }
-}
-
-/// The three [BH, T, hd] planes of a qkv buffer.
-fn planes(qkv: &[f32], dims: AttentionDims) -> (&[f32], &[f32], &[f32]) {
-    let (q, kv) = qkv.split_at(dims.plane());
-    let (k, v) = kv.split_at(dims.plane());
-    (q, k, v)
-}
-
-/// Forward on the CPU; the per-row loop of `attention_forward` in kernels/attention.cu.
-fn forward_cpu(qkv: &[f32], dims: AttentionDims) -> Vec<f32> {
-    let AttentionDims { t, hd, .. } = dims;
-    let scale = dims.scale();
-    let (q, k, v) = planes(qkv, dims);
-    let mut out = vec![0f32; dims.heads * t * (hd + 1)];
-    out.par_chunks_mut(hd + 1).enumerate().for_each_init(
-        || vec![0f32; hd],
-        |qi, (row, o)| {
-            let (head, i) = (row / t, row % t);
-            for (a, &x) in qi.iter_mut().zip(&q[row * hd..(row + 1) * hd]) {
-                *a = x * scale;
-            }
-            let (acc, lse) = o.split_at_mut(hd);
-            // Online softmax: m is the running max score, l the running sum.
-            let (mut m, mut l) = (f32::NEG_INFINITY, 0f32);
-            for j in 0..=i {
-                let key = (head * t + j) * hd;
-                let s = dot(qi, &k[key..key + hd]);
-                if s > m {
-                    let c = (m - s).exp();
-                    l *= c;
-                    acc.iter_mut().for_each(|a| *a *= c);
-                    m = s;
-                }
-                let p = (s - m).exp();
-                l += p;
-                axpy(acc, p, &v[key..key + hd]);
-            }
-            acc.iter_mut().for_each(|a| *a /= l);
-            lse[0] = m + l.ln();
-        },
-    );
-    out
-}
-
-/// Backward on the CPU. One task per head walks every (query i, key j <= i) pair once and
-/// accumulates dq_i, dk_j and dv_j together: p and ds are computed once per pair (the CUDA
-/// kernels compute them in each of their three passes, to give every thread one output row).
-fn backward_cpu(qkv: &[f32], out: &[f32], dod: &[f32], dims: AttentionDims) -> Vec<f32> {
-    let AttentionDims { t, hd, .. } = dims;
-    let scale = dims.scale();
-    let (q, k, v) = planes(qkv, dims);
-    let mut grad = vec![0f32; 3 * dims.plane()];
-    let (dq, dkv) = grad.split_at_mut(dims.plane());
-    let (dk, dv) = dkv.split_at_mut(dims.plane());
-    let head_len = t * hd;
-    dq.par_chunks_mut(head_len)
-        .zip(dk.par_chunks_mut(head_len))
-        .zip(dv.par_chunks_mut(head_len))
-        .enumerate()
-        .for_each(|(head, ((dq, dk), dv))| {
-            // Row i of this head in a [BH, T, hd] plane.
-            let at = |i: usize| head * head_len + i * hd..head * head_len + (i + 1) * hd;
-            for i in 0..t {
-                let qi = &q[at(i)];
-                let r = (head * t + i) * (hd + 1);
-                let (dout, big_d, lse) = (&dod[r..r + hd], dod[r + hd], out[r + hd]);
-                let dqi = &mut dq[i * hd..(i + 1) * hd];
-                for j in 0..=i {
-                    let (kj, vj) = (&k[at(j)], &v[at(j)]);
-                    let p = (scale * dot(qi, kj) - lse).exp(); // p_ij
-                    let ds = scale * p * (dot(dout, vj) - big_d); // scale · ds_ij
-                    axpy(dqi, ds, kj);
-                    axpy(&mut dk[j * hd..(j + 1) * hd], ds, qi);
-                    axpy(&mut dv[j * hd..(j + 1) * hd], p, dout);
-                }
-            }
-        });
-    grad
 }
 
 #[cfg(test)]

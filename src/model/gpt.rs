@@ -13,28 +13,16 @@
 //! bf16 mode and returns f32. The residual stream, biases, GELU, LayerNorm, the softmax and the
 //! cross-entropy stay f32, so only the matmul operands are ever rounded to bf16.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Tensor};
 
-use super::attention::{
-    causal_mask, composed_causal_attention, fused_causal_attention, uses_fused_attention,
-};
+use super::attention::{causal_self_attention, AttentionShape};
 use super::layer_norm::LayerNorm;
-use super::lm_head::lm_head_nll;
+use super::linear::{Activation, Linear};
+use super::lm_head::{lm_head_nll, LogitsPool};
 use super::{GptConfig, ModelError, Params, Precision};
 use crate::kernels::Kernels;
-
-/// HF Conv1D: weight stored [in, out], so y = x · W + b.
-#[derive(Clone, Debug)]
-struct Linear {
-    weight: Tensor, // [in, out]
-    bias: Tensor,   // [out]
-}
-
-impl Linear {
-    fn forward(&self, x: &Tensor, p: Precision) -> Result<Tensor, ModelError> {
-        Ok(p.matmul(x, &self.weight)?.broadcast_add(&self.bias)?) // [N, out] f32
-    }
-}
 
 #[derive(Clone, Debug)]
 struct Block {
@@ -57,6 +45,8 @@ pub struct Gpt {
     ln_f: LayerNorm,
     precision: Precision,
     kernels: Kernels,
+    /// The training loss's [B*T, V] logits buffer, reused from step to step (CPU).
+    logits: Arc<LogitsPool>,
 }
 
 /// How parameters are taken from the store.
@@ -83,10 +73,10 @@ impl Lookup<'_> {
     }
 
     fn linear(&self, prefix: &str) -> Result<Linear, ModelError> {
-        Ok(Linear {
-            weight: self.tensor(&format!("{prefix}.weight"))?,
-            bias: self.tensor(&format!("{prefix}.bias"))?,
-        })
+        Ok(Linear::new(
+            self.tensor(&format!("{prefix}.weight"))?,
+            self.tensor(&format!("{prefix}.bias"))?,
+        ))
     }
 
     fn layer_norm(&self, prefix: &str) -> Result<LayerNorm, ModelError> {
@@ -145,6 +135,7 @@ impl Gpt {
             ln_f: look.layer_norm("transformer.ln_f")?,
             precision: Precision::F32,
             kernels: Kernels::Fused,
+            logits: Arc::new(LogitsPool::default()),
         })
     }
 
@@ -199,7 +190,8 @@ impl Gpt {
 
         // lm_head and cross-entropy fused: the [B*T, V] logits never enter the autograd graph.
         let targets = targets.flatten_all()?; // [B*T]
-        let nll = lm_head_nll(&h, &self.wte, &targets, self.precision, self.kernels)?; // [B*T]
+        let (p, k) = (self.precision, self.kernels);
+        let nll = lm_head_nll(&h, &self.wte, &targets, p, k, &self.logits)?; // [B*T]
         Ok(nll.reshape((b, t))?.mean(1)?) // [B]
     }
 
@@ -246,68 +238,46 @@ impl Gpt {
         let pos = self.wpe.narrow(0, 0, t)?; // [T, D]
         let x = tok.reshape((b, t, d))?.broadcast_add(&pos)?; // [B, T, D]
         let mut x = x.reshape((b * t, d))?; // [B*T, D]
-        let mask = match uses_fused_attention(self.kernels, self.cfg.head_dim(), x.device()) {
-            true => None,
-            false => Some(causal_mask(t, x.device())?), // [T, T]
-        };
         for block in &self.blocks {
-            x = self.block_forward(block, &x, mask.as_ref(), b, t)?; // [B*T, D]
+            x = self.block_forward(block, &x, b, t)?; // [B*T, D]
         }
-        self.ln_f.forward(&x) // [B*T, D]
+        self.ln_f.forward(&x, self.kernels) // [B*T, D]
     }
 
     fn block_forward(
         &self,
         block: &Block,
         x: &Tensor,
-        mask: Option<&Tensor>,
         b: usize,
         t: usize,
     ) -> Result<Tensor, ModelError> {
-        let p = self.precision;
-        let h = block.ln_1.forward(x)?; // [B*T, D]
-        let x = (x + self.attention(block, &h, mask, b, t)?)?; // [B*T, D]
-        let h = block.ln_2.forward(&x)?; // [B*T, D]
-        let h = block.c_fc.forward(&h, p)?.gelu()?; // [B*T, 4D], tanh approximation as GPT-2
-        let x = (x + block.mlp_proj.forward(&h, p)?)?; // [B*T, D]
+        let (p, k) = (self.precision, self.kernels);
+        let h = block.ln_1.forward(x, k)?; // [B*T, D]
+        let x = (x + self.attention(block, &h, b, t)?)?; // [B*T, D]
+        let h = block.ln_2.forward(&x, k)?; // [B*T, D]
+        let h = block.c_fc.forward(&h, Activation::Gelu, p, k)?; // [B*T, 4D]
+        let x = (x + block.mlp_proj.forward(&h, Activation::Identity, p, k)?)?; // [B*T, D]
         Ok(x)
     }
 
-    /// Causal multi-head self-attention on `h` [B*T, D]: the fused op, or composed ops with the
-    /// additive `mask` (given exactly when the composed path is used).
+    /// Causal multi-head self-attention on `h` [B*T, D].
     fn attention(
         &self,
         block: &Block,
         h: &Tensor,
-        mask: Option<&Tensor>,
         b: usize,
         t: usize,
     ) -> Result<Tensor, ModelError> {
-        let (nh, hd, d) = (self.cfg.n_head, self.cfg.head_dim(), self.cfg.d_model);
-        let p = self.precision;
-        let qkv = block.c_attn.forward(h, p)?; // [B*T, 3D] f32
-        let y = match mask {
-            None => {
-                // f32 kernel on bf16-rounded operands in bf16 mode (what a bf16 matmul sees).
-                let qkv = p
-                    .round(&qkv)?
-                    .reshape((b, t, 3, nh, hd))?
-                    .permute((2, 0, 3, 1, 4))?
-                    .contiguous()?; // [3, B, H, T, hd]
-                fused_causal_attention(&qkv)? // [B, H, T, hd] f32
-            }
-            Some(mask) => {
-                // Cast once (a no-op in f32): q, k, v then enter their matmuls without copies.
-                let qkv = qkv
-                    .to_dtype(p.matmul_dtype())?
-                    .reshape((b, t, 3, nh, hd))?
-                    .permute((2, 0, 3, 1, 4))?
-                    .contiguous()?; // [3, B, H, T, hd]
-                composed_causal_attention(&qkv, mask, p)? // [B, H, T, hd] f32
-            }
+        let (p, k) = (self.precision, self.kernels);
+        let qkv = block.c_attn.forward(h, Activation::Identity, p, k)?; // [B*T, 3D] f32
+        let shape = AttentionShape {
+            b,
+            t,
+            n_head: self.cfg.n_head,
+            head_dim: self.cfg.head_dim(),
         };
-        let y = y.transpose(1, 2)?.contiguous()?.reshape((b * t, d))?; // [B*T, D]
-        block.attn_proj.forward(&y, p)
+        let y = causal_self_attention(&qkv, shape, p, k)?; // [B*T, D]
+        block.attn_proj.forward(&y, Activation::Identity, p, k)
     }
 }
 

@@ -7,15 +7,17 @@
 //! the CPU, one block per row on CUDA (`kernels/cross_entropy.cu`). The model's training path
 //! goes one step further and fuses the lm_head matmul too (`lm_head.rs`), reusing these ops.
 //!
-//! Numerics: max-subtraction for stability; exponentials in f32 via [`exp_fast`] (vectorisable,
-//! ~2e-7 relative error); row sums in f32 lanes over 512-element blocks, blocks accumulated in
-//! f64 (a flat 50257-term f32 sum would lose up to ~1e-5 relative); output f32.
+//! Numerics: max-subtraction for stability; exponentials in f32 via
+//! [`exp_fast`](crate::kernels::simd::exp_fast) (vectorised, ~2e-7 relative error); row sums in
+//! f32 lanes over 512-element blocks, blocks accumulated in f64 (a flat 50257-term f32 sum would
+//! lose up to ~1e-5 relative); output f32.
 
 use candle_core::{CpuStorage, CustomOp2, DType, InplaceOp3, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
 use super::ModelError;
 use crate::kernels::contiguous_f32;
+use crate::kernels::simd::{exp_scale_in_place, row_max, sum_exp};
 
 /// Per-token NLL, choosing the implementation by device: the fused op on CPU and CUDA, the
 /// composed ops elsewhere (no Metal kernel). Both give the same values and gradients.
@@ -126,78 +128,14 @@ pub(super) fn nll_rows(
         .collect()) // [N]
 }
 
-/// Lanes for the hand-unrolled reductions: independent accumulators let LLVM vectorise loops
-/// that would otherwise be a serial floating-point dependency chain.
-const LANES: usize = 8;
 /// Elements summed in f32 before the partial sum is added to the f64 total.
 const BLOCK: usize = 512;
 
-/// Row maximum. NaNs are skipped here but still propagate through [`exp_fast`] to the sum.
-fn row_max(row: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; LANES];
-    let chunks = row.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for (a, &x) in acc.iter_mut().zip(c) {
-            *a = if x > *a { x } else { *a };
-        }
-    }
-    let tail_max = tail
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
-    acc.iter().fold(tail_max, |m, &x| if x > m { x } else { m })
-}
-
-/// sum(exp(x - shift)) over the row: f32 lanes within a block, f64 across blocks.
-fn sum_exp(row: &[f32], shift: f32) -> f64 {
-    let mut total = 0f64;
-    for block in row.chunks(BLOCK) {
-        let mut acc = [0f32; LANES];
-        let chunks = block.chunks_exact(LANES);
-        let tail = chunks.remainder();
-        for c in chunks {
-            for (a, &x) in acc.iter_mut().zip(c) {
-                *a += exp_fast(x - shift);
-            }
-        }
-        let tail_sum: f32 = tail.iter().map(|&x| exp_fast(x - shift)).sum();
-        total += (acc.iter().sum::<f32>() + tail_sum) as f64;
-    }
-    total
-}
-
-/// log(sum(exp(row))) with max-subtraction.
+/// log(sum(exp(row))) with max-subtraction: f32 lanes within a block, f64 across blocks.
 fn log_sum_exp(row: &[f32]) -> f64 {
     let max = row_max(row);
-    max as f64 + sum_exp(row, max).ln()
-}
-
-/// exp(x) for x <= ~88, branch-free so that loops over it vectorise (`f32::exp` is a libm call
-/// per element, which made the exponentials half of the cross-entropy time at V = 50257).
-/// Cephes `expf` scheme: x = n ln2 + r with |r| <= ln2/2, degree-6 polynomial for e^r, 2^n
-/// built in the exponent bits. Relative error ~2e-7 (a few ulp). Inputs below -87.3 are
-/// clamped (result ~1e-38 instead of 0 or a denormal; irrelevant after max-subtraction).
-#[inline(always)]
-fn exp_fast(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // Adding 1.5 * 2^23 rounds to the nearest integer and leaves it in the low mantissa bits.
-    const MAGIC: f32 = 12_582_912.0;
-    let x = if x < -87.3 { -87.3 } else { x };
-    let m = x * LOG2E + MAGIC;
-    let n = m - MAGIC;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let er = p * r * r + r + 1.0;
-    // m's bit pattern is MAGIC's plus n (two's complement), so this is (n + 127) << 23.
-    let pow2n = f32::from_bits(m.to_bits().wrapping_sub(MAGIC.to_bits()).wrapping_add(127) << 23);
-    er * pow2n
+    let total: f64 = row.chunks(BLOCK).map(|b| sum_exp(b, max) as f64).sum();
+    max as f64 + total.ln()
 }
 
 impl CustomOp2 for TokenNll {
@@ -281,9 +219,7 @@ impl InplaceOp3 for SoftmaxGrad {
                 // ~1e-7 relative) without storing state in the forward op.
                 let lse = (nll[n] as f64 + row[t] as f64) as f32;
                 let g = grad_nll[n];
-                for x in row.iter_mut() {
-                    *x = exp_fast(*x - lse) * g;
-                }
+                exp_scale_in_place(row, lse, g);
                 row[t] -= g;
             });
         Ok(())
@@ -306,19 +242,6 @@ impl InplaceOp3 for SoftmaxGrad {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp_fast_is_accurate_over_the_softmax_range() {
-        let mut worst = 0f64;
-        for i in 0..=200_000 {
-            let x = -87.0 + 87.0 * i as f32 / 200_000.0;
-            let (got, want) = (exp_fast(x) as f64, (x as f64).exp());
-            worst = worst.max((got - want).abs() / want);
-        }
-        assert!(worst < 5e-7, "max relative error {worst}");
-        assert_eq!(exp_fast(0.0), 1.0);
-        assert!(exp_fast(f32::NAN).is_nan());
-    }
 
     #[test]
     fn nan_logits_give_nan_loss() -> Result<(), ModelError> {

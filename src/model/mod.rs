@@ -4,18 +4,25 @@
 //! - [`params`]: the parameter store (Hugging Face `GPT2LMHeadModel` names, sorted, seeded init,
 //!   safetensors I/O).
 //! - [`gpt`]: the forward pass, in order, in one file.
-//! - [`attention`]: fused causal self-attention, forward and backward (CPU and CUDA).
-//! - [`layer_norm`]: LayerNorm composed from differentiable ops (candle-nn's fused one drops
-//!   gradients silently, see `docs/candle-notes.md`).
+//! - [`attention`]: causal self-attention, fused (CPU: `attention_cpu`; CUDA:
+//!   [`attention_packed`]) or composed, forward and backward.
+//! - [`linear`]: the linear layers (Conv1D convention), optionally with GELU; fused on the CPU.
+//! - [`layer_norm`]: LayerNorm with real backward passes, fused on the CPU or composed
+//!   (candle-nn's fused one drops gradients silently).
 //! - [`loss`]: per-token cross-entropy, a fused op (CPU and CUDA) with a real backward.
-//! - [`lm_head`]: the tied output projection fused with that cross-entropy (training path).
+//! - [`lm_head`]: the tied output projection fused with that cross-entropy (training path;
+//!   CPU: `lm_head_cpu`, in vocabulary chunks).
 //! - [`precision`]: f32 or bf16 matmuls (mixed precision with f32 master weights).
 
 pub mod attention;
+mod attention_cpu;
+pub mod attention_packed;
 pub mod config;
 pub mod gpt;
 pub mod layer_norm;
+pub mod linear;
 pub mod lm_head;
+mod lm_head_cpu;
 pub mod loss;
 pub mod params;
 pub mod precision;
