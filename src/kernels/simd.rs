@@ -4,9 +4,10 @@
 //! here is also carried to other hosts). Baseline means SSE2: 4 f32 lanes, no FMA. The loops
 //! below are plain slice code in `#[inline(always)]` bodies; [`simd_kernel!`] compiles each one
 //! three times (AVX-512, AVX2 + FMA, baseline) and picks the widest the CPU supports, detected
-//! once at first use. Arithmetic is written without fused multiply-adds (`a * b + c` is never
-//! contracted by rustc), so every variant gives bit-identical results: which one runs does not
-//! change a training run.
+//! once at first use. Every variant gives bit-identical results, so which one runs does not
+//! change a training run: rustc never contracts `a * b + c` into a fused multiply-add, and where
+//! a kernel asks for one (`f32::mul_add`), the baseline build computes the same correctly rounded
+//! result in software (slowly; every x86-64 CPU of the last decade takes an FMA path).
 
 use std::sync::OnceLock;
 
@@ -83,11 +84,11 @@ pub(crate) use simd_kernel;
 /// summation order (and the result) is the same at every [`Level`].
 pub const LANES: usize = 16;
 
-/// exp(x) for x <= ~88, branch-free so that loops over it vectorise (`f32::exp` is a libm call
-/// per element). Cephes `expf` scheme: x = n ln2 + r with |r| <= ln2/2, degree-6 polynomial
-/// for e^r, 2^n built in the exponent bits. Relative error ~2e-7 (a few ulp). Inputs below
-/// -87.3 are clamped (result ~1e-38 instead of 0 or a denormal; irrelevant after a softmax's
-/// max-subtraction). NaN propagates.
+/// exp(x), branch-free so that loops over it vectorise (`f32::exp` is a libm call per
+/// element). Cephes `expf` scheme: x = n ln2 + r with |r| <= ln2/2, degree-6 polynomial for
+/// e^r (Horner steps as fused multiply-adds), 2^n built in the exponent bits. Relative error
+/// ~2e-7 (a few ulp). Inputs are clamped to [-87.3, 88.3]: below, the result is ~1e-38 instead
+/// of 0 or a denormal (irrelevant after a softmax's max-subtraction). NaN propagates.
 #[inline(always)]
 pub fn exp_fast(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -97,16 +98,16 @@ pub fn exp_fast(x: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0;
     let x = if x < -87.3 { -87.3 } else { x };
     let x = if x > 88.3 { 88.3 } else { x };
-    let m = x * LOG2E + MAGIC;
+    let m = x.mul_add(LOG2E, MAGIC);
     let n = m - MAGIC;
-    let r = x - n * LN2_HI - n * LN2_LO;
+    let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, x));
     let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let er = p * r * r + r + 1.0;
+    p = p.mul_add(r, 1.398_199_9e-3);
+    p = p.mul_add(r, 8.333_452e-3);
+    p = p.mul_add(r, 4.166_579_6e-2);
+    p = p.mul_add(r, 1.666_666_5e-1);
+    p = p.mul_add(r, 0.5);
+    let er = (p * r).mul_add(r, r + 1.0);
     // m's bit pattern is MAGIC's plus n (two's complement), so this is (n + 127) << 23.
     let pow2n = f32::from_bits(m.to_bits().wrapping_sub(MAGIC.to_bits()).wrapping_add(127) << 23);
     er * pow2n
@@ -196,6 +197,33 @@ simd_kernel! {
     pub fn exp_scale_in_place(row: &mut [f32], shift: f32, scale: f32) {
         for x in row.iter_mut() {
             *x = exp_fast(*x - shift) * scale;
+        }
+    }
+}
+
+simd_kernel! {
+    /// `acc = max(acc, x)`, element-wise (NaNs in `x` are skipped).
+    pub fn max_assign(acc: &mut [f32], x: &[f32]) {
+        for (a, &x) in acc.iter_mut().zip(x) {
+            *a = if x > *a { x } else { *a };
+        }
+    }
+}
+
+simd_kernel! {
+    /// `acc += exp(x - shift)`, element-wise.
+    pub fn add_exp_shifted(acc: &mut [f32], x: &[f32], shift: &[f32]) {
+        for ((a, &x), &s) in acc.iter_mut().zip(x).zip(shift) {
+            *a += exp_fast(x - s);
+        }
+    }
+}
+
+simd_kernel! {
+    /// `x = exp(x - shift) * scale`, element-wise, in place.
+    pub fn exp_shift_scale(x: &mut [f32], shift: &[f32], scale: &[f32]) {
+        for ((x, &s), &g) in x.iter_mut().zip(shift).zip(scale) {
+            *x = exp_fast(*x - s) * g;
         }
     }
 }

@@ -1,11 +1,10 @@
-//! Causal multi-head self-attention on the model's `[B*T, 3D]` qkv projection, in one of three
-//! implementations:
+//! Causal multi-head self-attention on the graph path, on the model's `[B*T, 3D]` qkv
+//! projection, in one of two implementations:
 //!
-//! - CPU, fused: [`RowsAttention`], the blocked per-head kernel of `attention_cpu.rs` reading q,
-//!   k and v in place (no permuted copies), keeping only the output and each row's
-//!   log-sum-exp, recomputing the probabilities in the backward (FlashAttention's scheme: Dao et
-//!   al. 2022; Dao 2023).
-//! - CUDA, fused (head_dim 32 or 64): the `[3, B, H, T, hd]` op of `attention_packed.rs`.
+//! - Fused: the `[3, B, H, T, hd]` op of `attention_packed.rs` (CUDA kernels for head_dim 32
+//!   and 64; on the CPU the blocked kernel of `cpu/attention.rs`), keeping only the output and
+//!   each row's log-sum-exp and recomputing the probabilities in the backward (FlashAttention's
+//!   scheme: Dao et al. 2022; Dao 2023).
 //! - Composed: candle's matmul, mask and softmax, the reference path (`perf.kernels =
 //!   "composed"`, and CUDA head sizes without a kernel). It materialises several [B, H, T, T]
 //!   tensors per layer and keeps them for the backward (~4 GB per 1024-token sequence for
@@ -14,14 +13,11 @@
 //! The arithmetic is f32; in bf16 mode the fused paths round q, k and v to bf16 first
 //! (`Precision::round`), the operands a bf16 matmul sees.
 
-use std::sync::Mutex;
+use candle_core::{Device, Tensor, D};
 
-use candle_core::{CpuStorage, CustomOp1, Device, Layout, Shape, Tensor, D};
-
-use super::attention_cpu::{backward_rows, forward_rows, RowsDims};
 use super::attention_packed::fused_causal_attention;
 use super::{ModelError, Precision};
-use crate::kernels::{contiguous_f32, CpuF32, Kernels};
+use crate::kernels::Kernels;
 
 /// Whether the fused op runs for this head size on this device (CUDA kernels exist for
 /// head_dim 32 and 64: every GPT-2 size and the tiny preset; wider heads would spill registers).
@@ -73,17 +69,8 @@ pub fn causal_self_attention(
         let y = composed_causal_attention(&qkv, &causal_mask(t, device)?, p)?; // [B, H, T, hd]
         return Ok(y.transpose(1, 2)?.contiguous()?.reshape((b * t, nh * hd))?);
     }
-    let qkv = p.round(qkv)?; // f32 kernel on bf16-rounded operands in bf16 mode
-    if device.is_cpu() {
-        let dims = RowsDims {
-            b,
-            t,
-            heads: nh,
-            hd,
-        };
-        return Ok(qkv.contiguous()?.apply_op1(RowsAttention::new(dims))?); // [B*T, D]
-    }
-    let qkv = qkv
+    let qkv = p
+        .round(qkv)? // f32 kernel on bf16-rounded operands in bf16 mode
         .reshape((b, t, 3, nh, hd))?
         .permute((2, 0, 3, 1, 4))?
         .contiguous()?; // [3, B, H, T, hd]
@@ -117,71 +104,6 @@ pub fn causal_mask(t: usize, device: &Device) -> Result<Tensor, ModelError> {
         .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
         .collect();
     Ok(Tensor::from_vec(data, (t, t), device)?) // [T, T]
-}
-
-/// The CPU op on the model's layout: qkv [B*T, 3D] → y [B*T, D]. Each row's log-sum-exp is
-/// kept in the op (one per graph) for the backward.
-struct RowsAttention {
-    dims: RowsDims,
-    lse: Mutex<Option<Vec<f32>>>,
-}
-
-impl RowsAttention {
-    fn new(dims: RowsDims) -> Self {
-        Self {
-            dims,
-            lse: Mutex::new(None),
-        }
-    }
-
-    fn check(&self, l: &Layout) -> candle_core::Result<()> {
-        let RowsDims { b, t, heads, hd } = self.dims;
-        if l.shape().dims() != [b * t, 3 * heads * hd] {
-            candle_core::bail!(
-                "attention: qkv {:?} does not match {:?}",
-                l.shape(),
-                self.dims
-            )
-        }
-        Ok(())
-    }
-}
-
-impl CustomOp1 for RowsAttention {
-    fn name(&self) -> &'static str {
-        "causal-attention"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        self.check(l)?;
-        let qkv = contiguous_f32(s, l, "attention: qkv")?;
-        let (y, lse) = forward_rows(qkv, self.dims);
-        let mut saved = self
-            .lse
-            .lock()
-            .map_err(|_| candle_core::Error::msg("attention: poisoned lock"))?;
-        *saved = Some(lse);
-        let RowsDims { b, t, heads, hd } = self.dims;
-        Ok((CpuStorage::F32(y), Shape::from((b * t, heads * hd))))
-    }
-
-    fn bwd(&self, qkv: &Tensor, y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let lse = self
-            .lse
-            .lock()
-            .map_err(|_| candle_core::Error::msg("attention: poisoned lock"))?
-            .take()
-            .ok_or_else(|| candle_core::Error::msg("attention: backward already ran"))?;
-        let dy = dy.contiguous()?;
-        let grad = backward_rows(
-            CpuF32::of(qkv, "attention: qkv")?.as_slice(),
-            CpuF32::of(y, "attention: output")?.as_slice(),
-            CpuF32::of(&dy, "attention: output gradient")?.as_slice(),
-            &lse,
-            self.dims,
-        );
-        Ok(Some(Tensor::from_vec(grad, qkv.shape(), &Device::Cpu)?))
-    }
 }
 
 #[cfg(test)]

@@ -2,13 +2,13 @@
 //! (`kernels/attention.cu`, one thread per row, head_dim 32 or 64; their source is also run on
 //! the host by `tests/cuda_kernels_host.rs`). The op keeps only the output and each row's
 //! log-sum-exp ([B, H, T, hd + 1]); the backward recomputes the probabilities from q, k and the
-//! log-sum-exp. On the CPU the same op runs the blocked per-head kernel of `attention_cpu.rs`
+//! log-sum-exp. On the CPU the same op runs the blocked per-head kernel of `cpu/attention.rs`
 //! (the model's CPU path calls that kernel on its own `[B*T, 3D]` layout instead).
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::attention_cpu::{head_backward, head_forward, HeadQkv, HeadRows};
+use super::cpu::attention::{head_backward, head_forward, HeadQkv, HeadRows};
 use crate::kernels::contiguous_f32;
 
 /// Causal softmax attention with scale 1/sqrt(hd): `qkv` [3, B, H, T, hd] (f32) → [B, H, T, hd].

@@ -3,100 +3,55 @@
 //! residual), final LayerNorm, lm_head tied to the token embedding. No dropout: single-epoch
 //! pretraining does not need it (nanoGPT's pretraining default is 0 as well).
 //!
-//! Every op has a backward (no candle-nn fused LayerNorm / softmax_last_dim, which drop
-//! gradients silently). The residual stream is kept as [B*T, D] so each linear layer is one
-//! 2-D matmul; it is reshaped to [B, H, T, hd] only inside attention. The training loss
-//! ([`Gpt::per_sequence_loss`]) fuses the lm_head with the cross-entropy (`lm_head.rs`).
+//! Two implementations of the same network:
 //!
-//! Mixed precision ([`Precision`], `precision.rs`): every matmul (the four linear layers,
-//! QKᵀ, attention · V, the lm_head) goes through `Precision::matmul`, which runs it in bf16 in
-//! bf16 mode and returns f32. The residual stream, biases, GELU, LayerNorm, the softmax and the
-//! cross-entropy stay f32, so only the matmul operands are ever rounded to bf16.
+//! - The graph path, below: candle ops with autograd. Every op has a backward (no candle-nn
+//!   fused LayerNorm / softmax_last_dim, which drop gradients silently). The residual stream is
+//!   kept as [B*T, D] so each linear layer is one 2-D matmul; attention and the lm_head +
+//!   cross-entropy are our fused ops (CPU and CUDA) or candle's composed ones
+//!   (`perf.kernels`). This is the reference, and the path on GPUs and in bf16.
+//! - The CPU passes (`cpu/`): forward and backward written out over reused buffers, which the
+//!   model takes on the CPU in f32 with fused kernels ([`Gpt::uses_cpu_passes`]).
+//!
+//! Mixed precision ([`Precision`], `precision.rs`, graph path): every matmul (the four linear
+//! layers, QKᵀ, attention · V, the lm_head) goes through `Precision::matmul`, which runs it in
+//! bf16 in bf16 mode and returns f32. The residual stream, biases, GELU, LayerNorm, the softmax
+//! and the cross-entropy stay f32, so only the matmul operands are ever rounded to bf16.
 
 use std::sync::Arc;
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use super::attention::{causal_self_attention, AttentionShape};
+use super::cpu::{CpuModel, TokenBatch, Weights};
 use super::layer_norm::LayerNorm;
 use super::linear::{Activation, Linear};
-use super::lm_head::{lm_head_nll, LogitsPool};
+use super::lm_head::lm_head_nll;
+use super::tensors::{BlockTensors, GptTensors};
 use super::{GptConfig, ModelError, Params, Precision};
-use crate::kernels::Kernels;
-
-#[derive(Clone, Debug)]
-struct Block {
-    ln_1: LayerNorm,
-    c_attn: Linear, // D → 3D (q, k, v)
-    attn_proj: Linear,
-    ln_2: LayerNorm,
-    c_fc: Linear, // D → 4D
-    mlp_proj: Linear,
-}
+use crate::kernels::{CpuF32, Kernels};
 
 /// The model: tensors looked up once from [`Params`]. They share storage with the Vars, so an
 /// optimizer writing the Vars in place is seen by the next forward without rebuilding.
 #[derive(Clone, Debug)]
 pub struct Gpt {
     cfg: GptConfig,
-    wte: Tensor, // [V, D], also the lm_head
-    wpe: Tensor, // [n_positions, D]
-    blocks: Vec<Block>,
-    ln_f: LayerNorm,
+    /// The parameters in forward order; `wte` is also the lm_head.
+    tensors: GptTensors<Tensor>,
     precision: Precision,
     kernels: Kernels,
-    /// The training loss's [B*T, V] logits buffer, reused from step to step (CPU).
-    logits: Arc<LogitsPool>,
+    mode: Mode,
+    /// The CPU passes and their buffers.
+    cpu: Arc<CpuModel>,
 }
 
 /// How parameters are taken from the store.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     /// The Vars themselves: ops on them are recorded for backward.
     Train,
     /// Detached views of the Vars: no backward graph is built.
     Inference,
-}
-
-struct Lookup<'a> {
-    params: &'a Params,
-    mode: Mode,
-}
-
-impl Lookup<'_> {
-    fn tensor(&self, name: &str) -> Result<Tensor, ModelError> {
-        let var = self.params.get(name)?;
-        Ok(match self.mode {
-            Mode::Train => var.as_tensor().clone(),
-            Mode::Inference => var.as_detached_tensor(),
-        })
-    }
-
-    fn linear(&self, prefix: &str) -> Result<Linear, ModelError> {
-        Ok(Linear::new(
-            self.tensor(&format!("{prefix}.weight"))?,
-            self.tensor(&format!("{prefix}.bias"))?,
-        ))
-    }
-
-    fn layer_norm(&self, prefix: &str) -> Result<LayerNorm, ModelError> {
-        Ok(LayerNorm::new(
-            self.tensor(&format!("{prefix}.weight"))?,
-            self.tensor(&format!("{prefix}.bias"))?,
-        ))
-    }
-
-    fn block(&self, i: usize) -> Result<Block, ModelError> {
-        let p = format!("transformer.h.{i}");
-        Ok(Block {
-            ln_1: self.layer_norm(&format!("{p}.ln_1"))?,
-            c_attn: self.linear(&format!("{p}.attn.c_attn"))?,
-            attn_proj: self.linear(&format!("{p}.attn.c_proj"))?,
-            ln_2: self.layer_norm(&format!("{p}.ln_2"))?,
-            c_fc: self.linear(&format!("{p}.mlp.c_fc"))?,
-            mlp_proj: self.linear(&format!("{p}.mlp.c_proj"))?,
-        })
-    }
 }
 
 impl Gpt {
@@ -124,18 +79,20 @@ impl Gpt {
                 });
             }
         }
-        let look = Lookup { params, mode };
+        let tensors = GptTensors::try_from_names(cfg.n_layer, |name| {
+            let var = params.get(&name)?;
+            Ok::<_, ModelError>(match mode {
+                Mode::Train => var.as_tensor().clone(),
+                Mode::Inference => var.as_detached_tensor(),
+            })
+        })?;
         Ok(Gpt {
             cfg: cfg.clone(),
-            wte: look.tensor("transformer.wte.weight")?,
-            wpe: look.tensor("transformer.wpe.weight")?,
-            blocks: (0..cfg.n_layer)
-                .map(|i| look.block(i))
-                .collect::<Result<_, _>>()?,
-            ln_f: look.layer_norm("transformer.ln_f")?,
+            tensors,
             precision: Precision::F32,
             kernels: Kernels::Fused,
-            logits: Arc::new(LogitsPool::default()),
+            mode,
+            cpu: Arc::new(CpuModel::new(cfg)),
         })
     }
 
@@ -160,18 +117,57 @@ impl Gpt {
         self.precision
     }
 
+    /// Whether training and inference run the written-out CPU passes (`cpu/`): on the CPU, in
+    /// f32, with fused kernels. Otherwise everything runs on the graph path.
+    pub fn uses_cpu_passes(&self) -> bool {
+        self.kernels == Kernels::Fused
+            && self.precision == Precision::F32
+            && self.tensors.wte.device().is_cpu()
+    }
+
+    /// True for the training model ([`Gpt::new`]).
+    pub(super) fn is_training(&self) -> bool {
+        self.mode == Mode::Train
+    }
+
+    /// The parameter tensors by name, in forward order.
+    pub(super) fn named_tensors(&self) -> Vec<(String, &Tensor)> {
+        self.tensors.as_ref().into_named()
+    }
+
+    pub(super) fn cpu_model(&self) -> &CpuModel {
+        &self.cpu
+    }
+
+    /// The parameters as CPU slices, for the CPU passes.
+    pub(super) fn with_weights<R>(
+        &self,
+        f: impl FnOnce(&Weights<'_>) -> Result<R, ModelError>,
+    ) -> Result<R, ModelError> {
+        let guards = self
+            .tensors
+            .as_ref()
+            .try_map(|t| CpuF32::of(t, "parameter"))?;
+        let weights = guards
+            .as_ref()
+            .try_map(|g| Ok::<_, ModelError>(g.as_slice()))?;
+        f(&weights)
+    }
+
     /// Logits [B, T, V] (f32) for token ids `idx` [B, T] (u32), T <= n_positions.
     pub fn forward(&self, idx: &Tensor) -> Result<Tensor, ModelError> {
         let (b, t) = self.check_idx(idx, "idx")?;
-        let h = self.hidden_2d(idx, b, t)?; // [B*T, D]
+        let h = self.hidden_states(idx)?; // [B*T, D]
 
         // Tied lm_head: logits = h · wteᵀ; gemm reads the transposed view by strides, no copy.
-        let logits = self.precision.matmul(&h, &self.wte.t()?)?; // [B*T, V] f32
+        let logits = self.precision.matmul(&h, &self.tensors.wte.t()?)?; // [B*T, V] f32
         Ok(logits.reshape((b, t, self.cfg.vocab_size))?) // [B, T, V]
     }
 
     /// Mean next-token NLL of each sequence, [B] f32, from a single forward pass. The training
     /// loss is its mean (all sequences have T tokens, so that equals the mean over tokens).
+    /// On the training model the result carries the autograd graph (graph path); for training
+    /// steps use [`Gpt::loss_and_grads`].
     pub fn per_sequence_loss(
         &self,
         inputs: &Tensor,
@@ -186,12 +182,23 @@ impl Gpt {
                 targets.dims()
             )));
         }
+        if self.mode == Mode::Inference && self.uses_cpu_passes() {
+            let (x, y) = (ids(inputs)?, ids(targets)?);
+            let batch = TokenBatch {
+                inputs: &x,
+                targets: &y,
+                b,
+                t,
+            };
+            let losses = self.with_weights(|w| self.cpu.per_sequence_loss(w, batch))?;
+            return Ok(Tensor::from_vec(losses, b, inputs.device())?); // [B]
+        }
         let h = self.hidden_2d(inputs, b, t)?; // [B*T, D]
 
         // lm_head and cross-entropy fused: the [B*T, V] logits never enter the autograd graph.
         let targets = targets.flatten_all()?; // [B*T]
         let (p, k) = (self.precision, self.kernels);
-        let nll = lm_head_nll(&h, &self.wte, &targets, p, k, &self.logits)?; // [B*T]
+        let nll = lm_head_nll(&h, &self.tensors.wte, &targets, p, k)?; // [B*T]
         Ok(nll.reshape((b, t))?.mean(1)?) // [B]
     }
 
@@ -200,12 +207,21 @@ impl Gpt {
     /// model's forward cost, and a sliding-window or multiple-choice scorer needs a few positions.
     pub fn hidden_states(&self, idx: &Tensor) -> Result<Tensor, ModelError> {
         let (b, t) = self.check_idx(idx, "idx")?;
+        if self.mode == Mode::Inference && self.uses_cpu_passes() {
+            let x = ids(idx)?;
+            let h = self.with_weights(|w| self.cpu.hidden(w, &x, b, t))?;
+            return Ok(Tensor::from_vec(
+                h,
+                (b * t, self.cfg.d_model),
+                &Device::Cpu,
+            )?);
+        }
         self.hidden_2d(idx, b, t) // [B*T, D]
     }
 
     /// Logits [N, V] of hidden rows `h` [N, D] through the tied lm_head.
     pub fn project(&self, h: &Tensor) -> Result<Tensor, ModelError> {
-        Ok(h.matmul(&self.wte.t()?)?) // [N, V]
+        Ok(h.matmul(&self.tensors.wte.t()?)?) // [N, V]
     }
 
     /// Validates token ids and returns (B, T).
@@ -234,42 +250,49 @@ impl Gpt {
     /// The whole network up to (and including) the final LayerNorm, on the flattened batch.
     fn hidden_2d(&self, idx: &Tensor, b: usize, t: usize) -> Result<Tensor, ModelError> {
         let d = self.cfg.d_model;
-        let tok = self.wte.index_select(&idx.flatten_all()?, 0)?; // [B*T, D]
-        let pos = self.wpe.narrow(0, 0, t)?; // [T, D]
+        let tok = self.tensors.wte.index_select(&idx.flatten_all()?, 0)?; // [B*T, D]
+        let pos = self.tensors.wpe.narrow(0, 0, t)?; // [T, D]
         let x = tok.reshape((b, t, d))?.broadcast_add(&pos)?; // [B, T, D]
         let mut x = x.reshape((b * t, d))?; // [B*T, D]
-        for block in &self.blocks {
+        for block in &self.tensors.blocks {
             x = self.block_forward(block, &x, b, t)?; // [B*T, D]
         }
-        self.ln_f.forward(&x, self.kernels) // [B*T, D]
+        let ln_f = LayerNorm::new(self.tensors.ln_f_w.clone(), self.tensors.ln_f_b.clone());
+        ln_f.forward(&x) // [B*T, D]
     }
 
     fn block_forward(
         &self,
-        block: &Block,
+        w: &BlockTensors<Tensor>,
         x: &Tensor,
         b: usize,
         t: usize,
     ) -> Result<Tensor, ModelError> {
-        let (p, k) = (self.precision, self.kernels);
-        let h = block.ln_1.forward(x, k)?; // [B*T, D]
-        let x = (x + self.attention(block, &h, b, t)?)?; // [B*T, D]
-        let h = block.ln_2.forward(&x, k)?; // [B*T, D]
-        let h = block.c_fc.forward(&h, Activation::Gelu, p, k)?; // [B*T, 4D]
-        let x = (x + block.mlp_proj.forward(&h, Activation::Identity, p, k)?)?; // [B*T, D]
+        let p = self.precision;
+        let ln_1 = LayerNorm::new(w.ln_1_w.clone(), w.ln_1_b.clone());
+        let ln_2 = LayerNorm::new(w.ln_2_w.clone(), w.ln_2_b.clone());
+        let c_fc = Linear::new(w.c_fc_w.clone(), w.c_fc_b.clone()); // D → 4D
+        let mlp_proj = Linear::new(w.mlp_proj_w.clone(), w.mlp_proj_b.clone());
+        let h = ln_1.forward(x)?; // [B*T, D]
+        let x = (x + self.attention(w, &h, b, t)?)?; // [B*T, D]
+        let h = ln_2.forward(&x)?; // [B*T, D]
+        let h = c_fc.forward(&h, Activation::Gelu, p)?; // [B*T, 4D]
+        let x = (x + mlp_proj.forward(&h, Activation::Identity, p)?)?; // [B*T, D]
         Ok(x)
     }
 
     /// Causal multi-head self-attention on `h` [B*T, D].
     fn attention(
         &self,
-        block: &Block,
+        w: &BlockTensors<Tensor>,
         h: &Tensor,
         b: usize,
         t: usize,
     ) -> Result<Tensor, ModelError> {
         let (p, k) = (self.precision, self.kernels);
-        let qkv = block.c_attn.forward(h, Activation::Identity, p, k)?; // [B*T, 3D] f32
+        let c_attn = Linear::new(w.c_attn_w.clone(), w.c_attn_b.clone()); // D → 3D (q, k, v)
+        let attn_proj = Linear::new(w.attn_proj_w.clone(), w.attn_proj_b.clone());
+        let qkv = c_attn.forward(h, Activation::Identity, p)?; // [B*T, 3D] f32
         let shape = AttentionShape {
             b,
             t,
@@ -277,8 +300,13 @@ impl Gpt {
             head_dim: self.cfg.head_dim(),
         };
         let y = causal_self_attention(&qkv, shape, p, k)?; // [B*T, D]
-        block.attn_proj.forward(&y, Activation::Identity, p, k)
+        attn_proj.forward(&y, Activation::Identity, p)
     }
+}
+
+/// Token ids of a u32 tensor, flattened.
+pub(super) fn ids(t: &Tensor) -> Result<Vec<u32>, ModelError> {
+    Ok(t.flatten_all()?.to_vec1::<u32>()?)
 }
 
 #[cfg(test)]

@@ -1,48 +1,40 @@
-//! The tied lm_head projection fused with the per-token cross-entropy.
+//! The tied lm_head projection fused with the per-token cross-entropy (the graph path; the
+//! CPU passes have their own, vocabulary-chunked, `cpu/lm_head.rs`).
 //!
 //! Why: at V = 50257 the [N, V] logits are the largest tensors of a step; on the CPU every
 //! fresh [N, V] allocation costs a page-fault pass as large as the arithmetic on it, and on a
 //! GPU every pass over them is memory-bound. Through candle's autograd, `matmul` +
 //! [`token_nll_fused`](super::loss::token_nll_fused) allocates four of them per step (logits,
-//! their gradient, the zero tensor the gradient store adds it into, and the sum). The fused ops
-//! keep one, private to the op, and the gradient store only ever sees [N, D] and [V, D]
-//! tensors:
+//! their gradient, the zero tensor the gradient store adds it into, and the sum). This op
+//! allocates one: its backward turns its private logits buffer into the logits gradient in
+//! place and feeds it straight into the two weight/input matmuls, so the gradient store only
+//! ever sees [N, D] and [V, D] tensors.
 //!
-//! - CPU, f32: [`LmHeadCpu`], the vocabulary-chunked kernel of `lm_head_cpu.rs`; its [N, V]
-//!   buffer is reused from step to step ([`LogitsPool`]), and a forward without a backward
-//!   allocates nothing of that size.
-//! - CUDA, and bf16 on the CPU: [`LmHeadNll`]: the logits from [`Precision::matmul`], the NLL
-//!   from the cross-entropy kernel, and a backward that turns the logits into their gradient
-//!   in place before the two matmuls.
-//!
-//! Mixed precision: the three matmuls run in the [`Precision`]'s dtype with f32 results, exactly
-//! as the composed path's autograd would; the logits, the log-softmax and the per-token NLL
-//! (hence the ledger's per-sequence losses) are f32 in every mode. `[perf] kernels =
-//! "composed"` ([`Kernels::Composed`]) selects the composed matmul + log-softmax instead, the
-//! reference path.
+//! Mixed precision: the three matmuls (logits, and the two in the backward) run in the
+//! [`Precision`]'s dtype with f32 results, exactly as the composed path's autograd would; the
+//! logits, the log-softmax and the per-token NLL (hence the ledger's per-sequence losses) are
+//! f32 in every mode. `[perf] kernels = "composed"` ([`Kernels::Composed`]) selects the
+//! composed matmul + log-softmax instead, the reference path.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Storage, Tensor};
 
-use super::lm_head_cpu::{backward, forward, HeadDims, LogitsStore, VOCAB_CHUNK};
 use super::loss::{nll_rows, token_nll_composed, SoftmaxGrad};
 use super::{ModelError, Precision};
-use crate::kernels::{contiguous_f32, CpuF32, Kernels};
+use crate::kernels::Kernels;
 
 /// Per-token NLL of `h` [N, D] projected by the tied embedding `wte` [V, D] (logits = h · wteᵀ)
-/// against `targets` [N] u32 → [N] f32. Gradients flow to `h` and `wte`. `pool` holds the CPU
-/// path's logits buffer between steps.
+/// against `targets` [N] u32 → [N] f32. Gradients flow to `h` and `wte`.
 pub fn lm_head_nll(
     h: &Tensor,
     wte: &Tensor,
     targets: &Tensor,
     precision: Precision,
     kernels: Kernels,
-    pool: &Arc<LogitsPool>,
 ) -> Result<Tensor, ModelError> {
     let (n, d) = h.dims2()?;
-    let (v, d_wte) = wte.dims2()?;
+    let (_v, d_wte) = wte.dims2()?;
     if d != d_wte || targets.dims() != [n] || targets.dtype() != DType::U32 {
         return Err(ModelError::BadInput(format!(
             "lm_head_nll: h {:?}, wte {:?}, targets {:?} {:?}",
@@ -57,17 +49,6 @@ pub fn lm_head_nll(
         return token_nll_composed(&logits, targets);
     }
     let targets = targets.contiguous()?;
-    if precision == Precision::F32 && h.device().is_cpu() {
-        let op = LmHeadCpu {
-            dims: HeadDims { n, d, v },
-            keep_logits: h.track_op() || wte.track_op(),
-            state: Mutex::new(None),
-            pool: Arc::clone(pool),
-        };
-        return Ok(h
-            .contiguous()?
-            .apply_op3(&wte.contiguous()?, &targets, op)?); // [N]
-    }
     // Computed outside the graph; the op's backward supplies the gradients itself.
     let logits = precision.matmul(&h.detach(), &wte.detach().t()?)?; // [N, V] f32
     let op = LmHeadNll {
@@ -75,149 +56,6 @@ pub fn lm_head_nll(
         precision,
     };
     Ok(h.apply_op3(wte, &targets, op)?) // [N]
-}
-
-/// One reusable [N, V] logits buffer for the CPU op: a training step takes it in the forward
-/// and returns it after the backward, so the next step writes into memory that is already
-/// mapped (a fresh 412 MB allocation costs a page-fault or zeroing pass as long as the
-/// arithmetic on it).
-#[derive(Debug, Default)]
-pub struct LogitsPool(Mutex<Option<Vec<f32>>>);
-
-impl LogitsPool {
-    /// A buffer of `len` floats (contents unspecified: the forward overwrites every element).
-    fn take(&self, len: usize) -> Vec<f32> {
-        let mut buf = self
-            .0
-            .lock()
-            .ok()
-            .and_then(|mut slot| slot.take())
-            .unwrap_or_default();
-        buf.resize(len, 0.0);
-        buf
-    }
-
-    fn give(&self, buf: Vec<f32>) {
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(buf);
-        }
-    }
-}
-
-/// The CPU op; keeps (logits, lse) from the forward for the backward.
-struct LmHeadCpu {
-    dims: HeadDims,
-    /// False when nothing upstream needs a gradient: the logits are then not kept.
-    keep_logits: bool,
-    state: Mutex<Option<(Vec<f32>, Vec<f32>)>>,
-    pool: Arc<LogitsPool>,
-}
-
-impl LmHeadCpu {
-    fn lock(&self) -> candle_core::Result<MutexGuard<'_, Option<(Vec<f32>, Vec<f32>)>>> {
-        self.state
-            .lock()
-            .map_err(|_| candle_core::Error::msg("lm-head: poisoned lock"))
-    }
-}
-
-impl Drop for LmHeadCpu {
-    /// A graph dropped without a backward still returns the buffer.
-    fn drop(&mut self) {
-        if let Ok(Some((logits, _))) = self.state.get_mut().map(Option::take) {
-            self.pool.give(logits);
-        }
-    }
-}
-
-impl CustomOp3 for LmHeadCpu {
-    fn name(&self) -> &'static str {
-        "lm-head-nll-cpu"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let HeadDims { n, v, .. } = self.dims;
-        let h = contiguous_f32(s1, l1, "lm-head: h")?;
-        let wte = contiguous_f32(s2, l2, "lm-head: wte")?;
-        let targets = checked_targets(s3, l3, n, v)?;
-        let nll = if self.keep_logits {
-            let mut logits = self.pool.take(n * v);
-            let (nll, lse) = forward(h, wte, targets, self.dims, LogitsStore::Keep(&mut logits));
-            *self.lock()? = Some((logits, lse));
-            nll
-        } else {
-            let mut chunk = vec![0f32; n * VOCAB_CHUNK];
-            forward(h, wte, targets, self.dims, LogitsStore::Discard(&mut chunk)).0
-        };
-        Ok((CpuStorage::F32(nll), Shape::from(n)))
-    }
-
-    fn bwd(
-        &self,
-        h: &Tensor,
-        wte: &Tensor,
-        targets: &Tensor,
-        _nll: &Tensor,
-        grad_nll: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let HeadDims { n, d, v } = self.dims;
-        let (mut logits, lse) = self.lock()?.take().ok_or_else(|| {
-            // The buffer is overwritten by the first backward; a second one would be wrong.
-            candle_core::Error::msg(
-                "lm-head: backward already ran on this graph (or no logits kept)",
-            )
-        })?;
-        let targets = targets.to_vec1::<u32>()?;
-        let grad_nll = grad_nll.contiguous()?.to_vec1::<f32>()?;
-        let (hs, ws) = (
-            CpuF32::of(h, "lm-head: h")?,
-            CpuF32::of(wte, "lm-head: wte")?,
-        );
-        let (dh, dwte) = backward(
-            hs.as_slice(),
-            ws.as_slice(),
-            &targets,
-            self.dims,
-            &mut logits,
-            &lse,
-            &grad_nll,
-        );
-        self.pool.give(logits);
-        let cpu = &Device::Cpu;
-        Ok((
-            Some(Tensor::from_vec(dh, (n, d), cpu)?),
-            Some(Tensor::from_vec(dwte, (v, d), cpu)?),
-            None,
-        ))
-    }
-}
-
-/// Contiguous targets, each checked against the vocabulary.
-fn checked_targets<'a>(
-    s: &'a CpuStorage,
-    l: &Layout,
-    n: usize,
-    v: usize,
-) -> candle_core::Result<&'a [u32]> {
-    let Some((a, b)) = l.contiguous_offsets() else {
-        candle_core::bail!("lm-head: targets must be contiguous")
-    };
-    let targets = &s.as_slice::<u32>()?[a..b];
-    if targets.len() != n {
-        candle_core::bail!("lm-head: {} targets for {n} rows", targets.len())
-    }
-    if let Some(bad) = targets.iter().find(|&&t| t as usize >= v) {
-        candle_core::bail!("lm-head: target {bad} out of range for vocab {v}")
-    }
-    Ok(targets)
 }
 
 /// Holds the logits from the forward until the backward consumes them (in place).
@@ -333,18 +171,11 @@ mod tests {
         let w = Tensor::from_vec(draw(n, 1.0), n, &dev)?; // per-token weights
         let targets: Vec<u32> = (0..n as u32).map(|i| (i * 13) % v as u32).collect();
         let targets = Tensor::from_vec(targets, n, &dev)?;
-        let pool = Arc::new(LogitsPool::default());
         for (precision, tol) in [(Precision::F32, 1e-5), (Precision::Bf16, 1e-2)] {
             let mut runs = Vec::new();
             for kernels in [Kernels::Fused, Kernels::Composed] {
-                let nll = lm_head_nll(
-                    h.as_tensor(),
-                    wte.as_tensor(),
-                    &targets,
-                    precision,
-                    kernels,
-                    &pool,
-                )?;
+                let nll =
+                    lm_head_nll(h.as_tensor(), wte.as_tensor(), &targets, precision, kernels)?;
                 let grads = (&nll * &w)?.sum_all()?.backward()?;
                 let get = |t: &Tensor| -> Result<Vec<f32>, ModelError> {
                     let g = grads.get(t).ok_or(ModelError::BadInput("no grad".into()))?;
@@ -381,7 +212,6 @@ mod tests {
             &targets,
             Precision::F32,
             Kernels::Fused,
-            &Arc::new(LogitsPool::default()),
         )?
         .sum_all()?;
         loss.backward()?;

@@ -3,34 +3,39 @@
 //! - [`config`]: shapes, presets, parameter and FLOP counts.
 //! - [`params`]: the parameter store (Hugging Face `GPT2LMHeadModel` names, sorted, seeded init,
 //!   safetensors I/O).
-//! - [`gpt`]: the forward pass, in order, in one file.
-//! - [`attention`]: causal self-attention, fused (CPU: `attention_cpu`; CUDA:
-//!   [`attention_packed`]) or composed, forward and backward.
-//! - [`linear`]: the linear layers (Conv1D convention), optionally with GELU; fused on the CPU.
-//! - [`layer_norm`]: LayerNorm with real backward passes, fused on the CPU or composed
-//!   (candle-nn's fused one drops gradients silently).
+//! - [`tensors`]: the parameters by role, in forward order.
+//! - [`gpt`]: the forward pass, in order, in one file (the graph path, candle autograd).
+//! - [`cpu`]: the same network's forward and backward written out for the CPU (the path
+//!   training takes there in f32).
+//! - [`step`]: one optimizer step's losses and gradients, on either path.
+//! - [`attention`]: causal self-attention, fused ([`attention_packed`], CUDA kernels with a CPU
+//!   twin) or composed, forward and backward.
+//! - [`linear`]: the linear layers (Conv1D convention), optionally with GELU.
+//! - [`layer_norm`]: LayerNorm from differentiable ops (candle-nn's fused one drops gradients
+//!   silently).
 //! - [`loss`]: per-token cross-entropy, a fused op (CPU and CUDA) with a real backward.
-//! - [`lm_head`]: the tied output projection fused with that cross-entropy (training path;
-//!   CPU: `lm_head_cpu`, in vocabulary chunks).
+//! - [`lm_head`]: the tied output projection fused with that cross-entropy.
 //! - [`precision`]: f32 or bf16 matmuls (mixed precision with f32 master weights).
 
 pub mod attention;
-mod attention_cpu;
 pub mod attention_packed;
 pub mod config;
+pub mod cpu;
 pub mod gpt;
 pub mod layer_norm;
 pub mod linear;
 pub mod lm_head;
-mod lm_head_cpu;
 pub mod loss;
 pub mod params;
 pub mod precision;
+pub mod step;
+pub mod tensors;
 
 pub use config::GptConfig;
 pub use gpt::Gpt;
 pub use params::Params;
 pub use precision::Precision;
+pub use step::LossAndGrads;
 
 /// Everything that can go wrong in the model layer.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +54,11 @@ pub enum ModelError {
 
     #[error("bad input: {0}")]
     BadInput(String),
+
+    /// Some op in the graph does not backpropagate to this parameter (candle ops that drop
+    /// gradients silently exist).
+    #[error("parameter `{0}` received no gradient")]
+    NoGradient(String),
 
     /// A parameter set that does not match the config; every offending key is listed.
     #[error("parameter set does not match the config: {}", describe_mismatch(.missing, .unexpected, .misshaped))]

@@ -166,7 +166,8 @@ pub fn check_grads(
 type NamedGrads = Vec<(String, Option<Tensor>)>;
 
 /// Mean loss of `block` ([B, T+1] token ids) and each parameter's gradient (sorted by name),
-/// detached and moved to the CPU as f32.
+/// moved to the CPU as f32, from the training path the model takes with these settings
+/// ([`Gpt::loss_and_grads`]: the CPU passes or candle's autograd).
 fn loss_and_grads(
     params: &Params,
     (precision, kernels): (Precision, Kernels),
@@ -181,17 +182,16 @@ fn loss_and_grads(
     let gpt = Gpt::new(&config.gpt(), params)?
         .with_precision(precision)
         .with_kernels(kernels);
-    let loss = gpt.per_sequence_loss(&x, &y)?.mean_all()?; // []
-    let grads = loss.backward()?;
-    let loss = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    let pass = gpt.loss_and_grads(&[(x, y)])?;
+    let per_seq = &pass.per_sequence;
+    let loss = per_seq.iter().map(|&l| l as f64).sum::<f64>() / per_seq.len() as f64;
+    let mut grads = pass.grads;
     let named = params
         .iter()
-        .map(|(name, var)| {
+        .map(|(name, _)| {
             let g = grads
-                .get(var.as_tensor())
-                // Detached: a gradient keeps its backprop op, i.e. the whole forward graph,
-                // which would otherwise stay alive next to the other pass's.
-                .map(|g| g.detach().to_device(&Device::Cpu)?.to_dtype(DType::F32))
+                .remove(name)
+                .map(|g| g.to_device(&Device::Cpu)?.to_dtype(DType::F32))
                 .transpose()?;
             Ok((name.clone(), g))
         })

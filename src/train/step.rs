@@ -1,7 +1,6 @@
 //! One optimizer step: forward + backward over the micro-batches, gradient accumulation,
 //! global-norm clipping, the non-finite guard, and the AdamW update.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use candle_core::Tensor;
@@ -46,30 +45,20 @@ pub fn train_step(
     lr: f64,
     grad_clip: f64,
 ) -> Result<StepOutput, TrainError> {
-    let mut timings = StepTimings::default();
-    let mut acc: BTreeMap<String, Tensor> = BTreeMap::new();
-    let mut per_sequence = Vec::new();
-    let accum = micro_batches.len() as f64;
-    for (x, y) in micro_batches {
-        let t0 = Instant::now();
-        let per_seq = gpt.per_sequence_loss(x, y)?; // [B]
-                                                    // Mean over the whole step: each micro-batch contributes 1/accum of its mean.
-        let loss = (per_seq.mean_all()? / accum)?;
-        per_sequence.extend(per_seq.to_vec1::<f32>()?);
-        let t1 = Instant::now();
-        let grads = loss.backward()?;
-        accumulate(&mut acc, params, &grads)?;
-        timings.forward_ms += ms(t0, t1);
-        timings.backward_ms += ms(t1, Instant::now());
-    }
+    let pass = gpt.loss_and_grads(micro_batches)?;
+    let per_sequence = pass.per_sequence;
     let loss = per_sequence.iter().map(|&l| l as f64).sum::<f64>() / per_sequence.len() as f64;
     let t2 = Instant::now();
-    let grad_norm = global_grad_norm(&acc)?;
+    let grad_norm = global_grad_norm(&pass.grads)?;
     let applied = loss.is_finite() && grad_norm.is_finite();
     if applied {
-        optimizer.step(params, &acc, lr, clip_scale(grad_norm, grad_clip))?;
+        optimizer.step(params, &pass.grads, lr, clip_scale(grad_norm, grad_clip))?;
     }
-    timings.optimizer_ms = ms(t2, Instant::now());
+    let timings = StepTimings {
+        forward_ms: pass.forward_ms,
+        backward_ms: pass.backward_ms,
+        optimizer_ms: t2.elapsed().as_secs_f64() * 1e3,
+    };
     Ok(StepOutput {
         loss,
         per_sequence,
@@ -77,32 +66,4 @@ pub fn train_step(
         applied,
         timings,
     })
-}
-
-/// Adds this micro-batch's gradients into `acc`. A parameter without a gradient is an error:
-/// it means some op in the model does not backpropagate (candle-notes.md).
-fn accumulate(
-    acc: &mut BTreeMap<String, Tensor>,
-    params: &Params,
-    grads: &candle_core::backprop::GradStore,
-) -> Result<(), TrainError> {
-    for (name, var) in params.iter() {
-        // Detached: candle's gradients keep their backprop op, i.e. a reference to this
-        // step's whole forward graph. Anything derived from them (the AdamW moments) would
-        // chain every step's graph to the next and never free it.
-        let g = grads
-            .get(var.as_tensor())
-            .ok_or_else(|| TrainError::NoGradient(name.clone()))?
-            .detach();
-        let sum = match acc.remove(name) {
-            Some(prev) => (prev + g)?,
-            None => g,
-        };
-        acc.insert(name.clone(), sum);
-    }
-    Ok(())
-}
-
-fn ms(a: Instant, b: Instant) -> f64 {
-    (b - a).as_secs_f64() * 1e3
 }

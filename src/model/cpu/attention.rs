@@ -8,8 +8,9 @@
 //! product on its own thread ([`Threads::One`]). Forward keeps only each row's log-sum-exp;
 //! the backward recomputes the probabilities from it.
 //!
-//! q, k and v are read in place through row strides: from a `[B*T, 3D]` projection (the model's
-//! layout) or from a `[3, B, H, T, hd]` stack (the layout of the CUDA kernels' op).
+//! q, k and v are read in place through row strides: from a `[B*T, 3D]` projection (the CPU
+//! model's layout, [`forward_rows`]) or from a `[3, B, H, T, hd]` stack (the layout of the CUDA
+//! kernels' op, `attention_packed.rs`, which calls [`head_forward`] and [`head_backward`]).
 
 use rayon::prelude::*;
 
@@ -222,34 +223,47 @@ impl RowsDims {
     }
 }
 
-/// Forward on `qkv` [B*T, 3D] → (y [B*T, D], lse [B*H*T]).
-pub fn forward_rows(qkv: &[f32], dims: RowsDims) -> (Vec<f32>, Vec<f32>) {
-    let RowsDims { b, t, heads, hd } = dims;
-    let mut o = vec![0f32; b * heads * t * hd]; // [B, H, T, hd]
-    let mut lse = vec![0f32; b * heads * t];
-    o.par_chunks_mut(t * hd)
+/// Forward on `qkv` [B*T, 3D]: `y` [B*T, D] and `lse` [B*H*T] (overwritten). `heads` is
+/// scratch for the per-head outputs.
+pub fn forward_rows(
+    qkv: &[f32],
+    dims: RowsDims,
+    y: &mut [f32],
+    lse: &mut [f32],
+    heads: &mut Vec<f32>,
+) {
+    let RowsDims { t, hd, .. } = dims;
+    heads.resize(y.len(), 0.0); // [B, H, T, hd]
+    heads
+        .par_chunks_mut(t * hd)
         .zip(lse.par_chunks_mut(t))
         .enumerate()
         .for_each_init(Vec::new, |scores, (bh, (o, lse))| {
-            let x = dims.head(qkv, bh / heads, bh % heads);
+            let x = dims.head(qkv, bh / dims.heads, bh % dims.heads);
             head_forward(x, o, lse, scores);
         });
-    (heads_to_rows(&o, dims, 1), lse)
+    heads_to_rows(heads, dims, 1, y);
 }
 
-/// Gradient of [`forward_rows`]: `y`, `dy` [B*T, D] → dqkv [B*T, 3D].
-pub fn backward_rows(qkv: &[f32], y: &[f32], dy: &[f32], lse: &[f32], dims: RowsDims) -> Vec<f32> {
-    let RowsDims { b, t, heads, hd } = dims;
+/// Gradient of [`forward_rows`]: from `y` and `dy` [B*T, D], `dqkv` [B*T, 3D] (overwritten).
+/// `heads` is scratch for the per-head gradients.
+pub fn backward_rows(
+    (qkv, y, dy, lse): (&[f32], &[f32], &[f32], &[f32]),
+    dims: RowsDims,
+    dqkv: &mut [f32],
+    heads: &mut Vec<f32>,
+) {
+    let RowsDims { t, hd, .. } = dims;
     let plane = t * hd;
-    let mut grads = vec![0f32; b * heads * 3 * plane]; // [B, H, 3, T, hd]
-    grads
+    heads.resize(dqkv.len(), 0.0); // [B, H, 3, T, hd]
+    heads
         .par_chunks_mut(3 * plane)
         .zip(lse.par_chunks(t))
         .enumerate()
         .for_each_init(
             || (Vec::new(), Vec::new(), Vec::new()),
             |(p, dp, d), (bh, (g, lse))| {
-                let (bi, h) = (bh / heads, bh % heads);
+                let (bi, h) = (bh / dims.heads, bh % dims.heads);
                 let (o, dout) = (dims.out_rows(y, bi, h), dims.out_rows(dy, bi, h));
                 d.clear();
                 d.extend((0..t).map(|i| dot(dout.row(i), o.row(i))));
@@ -259,15 +273,14 @@ pub fn backward_rows(qkv: &[f32], y: &[f32], dy: &[f32], lse: &[f32], dims: Rows
                 head_backward(x, dout, lse, d, (dq, dk, dv), p, dp);
             },
         );
-    heads_to_rows(&grads, dims, 3)
+    heads_to_rows(heads, dims, 3, dqkv);
 }
 
 /// `[B, H, parts, T, hd]` → `[B*T, parts*D]` (row (b, i) holds part 0 of every head, then
 /// part 1, ...): the head-major results of the per-head tasks in the model's row layout.
-fn heads_to_rows(src: &[f32], dims: RowsDims, parts: usize) -> Vec<f32> {
+fn heads_to_rows(src: &[f32], dims: RowsDims, parts: usize, out: &mut [f32]) {
     let RowsDims { t, heads, hd, .. } = dims;
     let width = parts * heads * hd;
-    let mut out = vec![0f32; src.len()];
     out.par_chunks_mut(width)
         .enumerate()
         .for_each(|(row, dst)| {
@@ -280,7 +293,6 @@ fn heads_to_rows(src: &[f32], dims: RowsDims, parts: usize) -> Vec<f32> {
                 }
             }
         });
-    out
 }
 
 #[cfg(test)]

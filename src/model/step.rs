@@ -1,0 +1,135 @@
+//! One optimizer step's forward and backward passes over its micro-batches: each sequence's
+//! loss (for the ledger) and the gradients of the step's mean token loss, on the CPU passes or
+//! on the graph path with candle's autograd.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+
+use super::cpu::TokenBatch;
+use super::gpt::ids;
+use super::{Gpt, ModelError};
+
+/// What [`Gpt::loss_and_grads`] returns.
+#[derive(Debug)]
+pub struct LossAndGrads {
+    /// Mean loss of each sequence, in batch order, from the training forward pass itself.
+    pub per_sequence: Vec<f32>,
+    /// Gradient of every parameter, by name (detached from any graph).
+    pub grads: BTreeMap<String, Tensor>,
+    /// Wall time of the forward and backward passes, milliseconds.
+    pub forward_ms: f64,
+    pub backward_ms: f64,
+}
+
+impl Gpt {
+    /// Forward and backward over `micro_batches` (inputs, targets), each [B, T] u32. The loss
+    /// is the mean over every token of the step, each micro-batch contributing its share.
+    /// Needs the training model ([`Gpt::new`]).
+    pub fn loss_and_grads(
+        &self,
+        micro_batches: &[(Tensor, Tensor)],
+    ) -> Result<LossAndGrads, ModelError> {
+        if !self.is_training() {
+            return Err(ModelError::BadInput(
+                "loss_and_grads needs the training model (Gpt::new)".into(),
+            ));
+        }
+        match self.uses_cpu_passes() {
+            true => self.cpu_loss_and_grads(micro_batches),
+            false => self.graph_loss_and_grads(micro_batches),
+        }
+    }
+
+    fn cpu_loss_and_grads(
+        &self,
+        micro_batches: &[(Tensor, Tensor)],
+    ) -> Result<LossAndGrads, ModelError> {
+        let mut tokens = Vec::with_capacity(micro_batches.len());
+        for (x, y) in micro_batches {
+            let (b, t) = x.dims2()?;
+            if y.dims() != x.dims() {
+                return Err(ModelError::BadInput(format!(
+                    "targets {:?} do not match inputs {:?}",
+                    y.dims(),
+                    x.dims()
+                )));
+            }
+            tokens.push((ids(x)?, ids(y)?, b, t));
+        }
+        let batches: Vec<TokenBatch<'_>> = tokens
+            .iter()
+            .map(|(x, y, b, t)| TokenBatch {
+                inputs: x,
+                targets: y,
+                b: *b,
+                t: *t,
+            })
+            .collect();
+        let step = self.with_weights(|w| self.cpu_model().loss_and_grads(w, &batches))?;
+        let shapes: BTreeMap<String, Vec<usize>> = self
+            .named_tensors()
+            .into_iter()
+            .map(|(name, t)| (name, t.dims().to_vec()))
+            .collect();
+        let mut grads = BTreeMap::new();
+        for (name, g) in step.grads.into_named() {
+            let shape = shapes
+                .get(&name)
+                .ok_or(ModelError::MissingParam(name.clone()))?;
+            grads.insert(
+                name.clone(),
+                Tensor::from_vec(g, shape.as_slice(), &Device::Cpu)?,
+            );
+        }
+        Ok(LossAndGrads {
+            per_sequence: step.per_sequence,
+            grads,
+            forward_ms: step.forward_ms,
+            backward_ms: step.backward_ms,
+        })
+    }
+
+    fn graph_loss_and_grads(
+        &self,
+        micro_batches: &[(Tensor, Tensor)],
+    ) -> Result<LossAndGrads, ModelError> {
+        let named = self.named_tensors();
+        let mut acc: BTreeMap<String, Tensor> = BTreeMap::new();
+        let mut per_sequence = Vec::new();
+        let (mut forward_ms, mut backward_ms) = (0.0, 0.0);
+        let accum = micro_batches.len() as f64;
+        for (x, y) in micro_batches {
+            let t0 = Instant::now();
+            let per_seq = self.per_sequence_loss(x, y)?; // [B]
+                                                         // Mean over the whole step: each micro-batch contributes 1/accum of its mean.
+            let loss = (per_seq.mean_all()? / accum)?;
+            per_sequence.extend(per_seq.to_vec1::<f32>()?);
+            let t1 = Instant::now();
+            let grads = loss.backward()?;
+            for (name, t) in &named {
+                // Detached: candle's gradients keep their backprop op, i.e. a reference to
+                // this step's whole forward graph. Anything derived from them (the AdamW
+                // moments) would chain every step's graph to the next and never free it.
+                let g = grads
+                    .get(t)
+                    .ok_or_else(|| ModelError::NoGradient(name.clone()))?
+                    .detach();
+                let sum = match acc.remove(name) {
+                    Some(prev) => (prev + g)?,
+                    None => g,
+                };
+                acc.insert(name.clone(), sum);
+            }
+            forward_ms += (t1 - t0).as_secs_f64() * 1e3;
+            backward_ms += t1.elapsed().as_secs_f64() * 1e3;
+        }
+        Ok(LossAndGrads {
+            per_sequence,
+            grads: acc,
+            forward_ms,
+            backward_ms,
+        })
+    }
+}
