@@ -19,6 +19,10 @@ pub(super) struct BenchArgs {
     warmup: usize,
     #[arg(long, default_value_t = 5)]
     steps: usize,
+    /// Vocabulary size for this timing only (random tokens need no tokenizer), e.g. to time
+    /// the lm_head of a smaller trained tokenizer. Default: the model config's.
+    #[arg(long)]
+    vocab_size: Option<usize>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -59,7 +63,12 @@ pub(super) struct CheckGradsArgs {
 }
 
 pub(super) fn bench_cmd(a: BenchArgs) -> Result<()> {
-    let config = load_config(&a.config)?;
+    let mut config = load_config(&a.config)?;
+    match a.vocab_size {
+        Some(0) => bail!("--vocab-size must be > 0"),
+        Some(v) => config.model.vocab_size = Some(v),
+        None => {}
+    }
     let r = bench(
         &config,
         BenchOptions {
@@ -74,7 +83,15 @@ pub(super) fn bench_cmd(a: BenchArgs) -> Result<()> {
     let rows: Vec<(String, String)> = [
         ("device", r.device.clone()),
         ("precision", r.precision.clone()),
+        ("kernels", r.kernels.clone()),
         ("threads", r.threads.to_string()),
+        (
+            "model",
+            format!(
+                "{} layers, {} heads, d {}, vocab {}",
+                r.n_layer, r.n_head, r.d_model, r.vocab_size
+            ),
+        ),
         ("parameters", r.params.to_string()),
         (
             "batch x accum x context",

@@ -202,28 +202,30 @@ simd_kernel! {
 }
 
 simd_kernel! {
-    /// `acc = max(acc, x)`, element-wise (NaNs in `x` are skipped).
-    pub fn max_assign(acc: &mut [f32], x: &[f32]) {
+    /// `x = exp(x - shift)` in place; returns the sum (f32 lanes, as [`sum_exp`]).
+    pub fn exp_shifted_sum(x: &mut [f32], shift: f32) -> f32 {
+        let mut acc = [0f32; LANES];
+        let mut chunks = x.chunks_exact_mut(LANES);
+        for c in &mut chunks {
+            for (a, v) in acc.iter_mut().zip(c.iter_mut()) {
+                *v = exp_fast(*v - shift);
+                *a += *v;
+            }
+        }
+        let mut tail = 0f32;
+        for v in chunks.into_remainder() {
+            *v = exp_fast(*v - shift);
+            tail += *v;
+        }
+        acc.iter().sum::<f32>() + tail
+    }
+}
+
+simd_kernel! {
+    /// `acc += x * scale`, element-wise.
+    pub fn add_scaled(acc: &mut [f32], x: &[f32], scale: f32) {
         for (a, &x) in acc.iter_mut().zip(x) {
-            *a = if x > *a { x } else { *a };
-        }
-    }
-}
-
-simd_kernel! {
-    /// `acc += exp(x - shift)`, element-wise.
-    pub fn add_exp_shifted(acc: &mut [f32], x: &[f32], shift: &[f32]) {
-        for ((a, &x), &s) in acc.iter_mut().zip(x).zip(shift) {
-            *a += exp_fast(x - s);
-        }
-    }
-}
-
-simd_kernel! {
-    /// `x = exp(x - shift) * scale`, element-wise, in place.
-    pub fn exp_shift_scale(x: &mut [f32], shift: &[f32], scale: &[f32]) {
-        for ((x, &s), &g) in x.iter_mut().zip(shift).zip(scale) {
-            *x = exp_fast(*x - s) * g;
+            *a += x * scale;
         }
     }
 }

@@ -3,18 +3,37 @@
 use std::collections::BTreeMap;
 
 use candle_core::Tensor;
+use rayon::prelude::*;
 
 use super::OptimError;
+use crate::kernels::simd::sum_squares;
+use crate::kernels::CpuF32;
 
 /// L2 norm over all gradients, summed in name order (a `BTreeMap`) in f64 so the result does
 /// not depend on iteration order.
 pub fn global_grad_norm(grads: &BTreeMap<String, Tensor>) -> Result<f64, OptimError> {
     let mut sum = 0.0f64;
     for g in grads.values() {
-        let sq = g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?;
-        sum += sq.to_scalar::<f64>()?;
+        sum += match CpuF32::of(g, "gradient") {
+            Ok(data) => sum_squares_f64(data.as_slice()),
+            // Other devices and dtypes: candle ops (one read back per tensor).
+            Err(_) => {
+                let sq = g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?;
+                sq.to_scalar::<f64>()?
+            }
+        };
     }
     Ok(sum.sqrt())
+}
+
+/// Elements per partial sum: summed in f32 lanes, partials added in f64 in order (the same
+/// result for any thread count).
+const SUM_CHUNK: usize = 1 << 14;
+
+/// Σ x² of a CPU slice, in parallel, without a temporary.
+fn sum_squares_f64(x: &[f32]) -> f64 {
+    let partials: Vec<f32> = x.par_chunks(SUM_CHUNK).map(sum_squares).collect();
+    partials.iter().map(|&p| p as f64).sum()
 }
 
 /// Factor that scales gradients to norm `max_norm` when they exceed it; 1 when clipping is

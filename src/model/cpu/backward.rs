@@ -28,12 +28,12 @@ pub fn backward(
     let grad_nll = vec![token_weight; n];
     let lm = (&ws.ln_f[..], w.wte, targets);
     let dims = HeadDims { n, d, v };
-    let (logits, lse) = (&mut ws.logits, &ws.lse);
+    let (exps, stats) = (&ws.logits, &ws.softmax);
     lm_head::backward(
         lm,
         dims,
-        logits,
-        lse,
+        exps,
+        stats,
         &grad_nll,
         &mut ws.d_small,
         &mut g.wte,

@@ -37,8 +37,8 @@ pub fn hidden(ws: &mut Workspace, w: &Weights<'_>, cfg: &GptConfig, idx: &[u32])
     layer_norm::forward(x, w.ln_f_w, w.ln_f_b, y, stats, LN_EPS as f32);
 }
 
-/// Per-token NLL of `targets` [B*T] after [`hidden`], into `ws.nll` (and `ws.lse`). When
-/// `keep_logits`, all [V, N] logits stay in `ws.logits` for the backward.
+/// Per-token NLL of `targets` [B*T] after [`hidden`], into `ws.nll` (and `ws.softmax`). When
+/// `keep_logits`, the softmax's exponentials, [N, V], stay in `ws.logits` for the backward.
 pub fn loss(
     ws: &mut Workspace,
     w: &Weights<'_>,
@@ -53,11 +53,9 @@ pub fn loss(
     };
     let store = match keep_logits {
         true => LogitsStore::Keep(&mut ws.logits),
-        false => LogitsStore::Discard(&mut ws.logits),
+        false => LogitsStore::Discard,
     };
-    let (nll, lse) = lm_head::forward(&ws.ln_f, w.wte, targets, dims, store);
-    ws.nll = nll;
-    ws.lse = lse;
+    (ws.nll, ws.softmax) = lm_head::forward(&ws.ln_f, w.wte, targets, dims, store);
 }
 
 /// Mean of each sequence's per-token NLL, [B].

@@ -17,12 +17,12 @@
 //! - [`linear`], [`layer_norm`]: the layers' kernels.
 //! - [`workspace`]: the buffers.
 
-pub(crate) mod attention;
+pub mod attention;
 mod backward;
 mod forward;
-mod layer_norm;
-mod linear;
-pub(crate) mod lm_head;
+pub mod layer_norm;
+pub mod linear;
+pub mod lm_head;
 mod workspace;
 
 use std::sync::{Mutex, MutexGuard};

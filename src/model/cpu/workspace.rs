@@ -4,7 +4,7 @@
 
 use crate::model::GptConfig;
 
-use super::lm_head::VOCAB_CHUNK;
+use super::lm_head::SoftmaxStats;
 
 /// One block's saved activations, each [B*T, width].
 #[derive(Debug, Default)]
@@ -51,10 +51,10 @@ pub struct Workspace {
     pub layers: Vec<LayerActs>,
     pub ln_f: Vec<f32>,       // [N, D]
     pub ln_f_stats: Vec<f32>, // [N, 2]
-    /// Per-token NLL and log-sum-exp over the vocabulary, [N].
+    /// Per-token NLL, [N], and the softmax statistics the lm_head's backward needs.
     pub nll: Vec<f32>,
-    pub lse: Vec<f32>,
-    /// [V, N] when training (kept for the backward), one [VOCAB_CHUNK, N] chunk otherwise.
+    pub softmax: SoftmaxStats,
+    /// The softmax's [N, V] exponentials, kept for the backward (training only).
     pub logits: Vec<f32>,
     /// Attention's per-head scratch.
     pub heads: Vec<f32>,
@@ -78,11 +78,6 @@ impl Workspace {
             return;
         }
         let (n, d) = (b * t, cfg.d_model);
-        let logits = if training {
-            cfg.vocab_size
-        } else {
-            VOCAB_CHUNK.min(cfg.vocab_size)
-        };
         *self = Workspace {
             b,
             t,
@@ -93,8 +88,12 @@ impl Workspace {
             ln_f: vec![0.0; n * d],
             ln_f_stats: vec![0.0; 2 * n],
             nll: vec![0.0; n],
-            lse: vec![0.0; n],
-            logits: vec![0.0; logits * n],
+            softmax: SoftmaxStats::default(),
+            logits: if training {
+                vec![0.0; cfg.vocab_size * n]
+            } else {
+                Vec::new()
+            },
             heads: Vec::new(),
             d_resid: if training {
                 vec![0.0; n * d]
