@@ -164,4 +164,18 @@ fn prepare_train_sample_bench_end_to_end() {
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(report["tokens_per_s"].as_f64().unwrap() > 0.0);
     assert!(report["mfu"].as_f64().unwrap() > 0.0);
+    // Another vocabulary for the timing only; no timed steps is an error, not a NaN report.
+    let args = [
+        "bench", "--config", "ok.toml", "--warmup", "0", "--steps", "1",
+    ];
+    let o = syllabus(&[&args[..], &["--vocab-size", "300", "--json"]].concat(), d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["vocab_size"].as_u64(), Some(300));
+    let o = syllabus(&["bench", "--config", "ok.toml", "--steps", "0"], d);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--steps"),
+        "{}",
+        stderr(&o)
+    );
 }

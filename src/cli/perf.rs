@@ -63,6 +63,9 @@ pub(super) struct CheckGradsArgs {
 }
 
 pub(super) fn bench_cmd(a: BenchArgs) -> Result<()> {
+    if a.steps == 0 {
+        bail!("--steps must be at least 1 (the timed steps)");
+    }
     let mut config = load_config(&a.config)?;
     match a.vocab_size {
         Some(0) => bail!("--vocab-size must be > 0"),
@@ -122,6 +125,9 @@ pub(super) fn bench_cmd(a: BenchArgs) -> Result<()> {
 }
 
 pub(super) fn throughput_cmd(a: ThroughputArgs) -> Result<()> {
+    if a.steps == 0 {
+        bail!("--steps must be at least 1 (the timed steps)");
+    }
     let base = load_config(&a.config)?;
     let sizes = match a.batch_sizes.is_empty() {
         true => vec![base.train.batch_size],

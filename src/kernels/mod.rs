@@ -1,13 +1,17 @@
 //! Our own fused kernels, and the switch between them and candle's composed ops.
 //!
-//! The hot ops outside the linear layers: causal attention (`model/attention.rs`), the
+//! With `[perf] kernels = "fused"` (the default) the CPU trains through the model's written-out
+//! CPU passes (`model/cpu/`), built on [`gemm`] (matrix products on slices) and [`simd`]
+//! (vectorised element-wise math); on the graph path (GPUs, bf16) the hot ops outside the
+//! linear layers are fused ops: causal attention (`model/attention_packed.rs`), the
 //! cross-entropy over V = 50257 logits (fused with the tied lm_head, `model/lm_head.rs`,
-//! `model/loss.rs`) and the AdamW update (`optim/fused.rs`). Composed from candle's generic ops
-//! each is a chain of full-size passes and temporaries (attention's are [B, H, T, T]); the fused
-//! versions make one or two passes. Each has a CPU implementation (rayon) and a CUDA one
-//! (`kernels/*.cu`, compiled to PTX by build.rs, launched by `cuda.rs`). The composed versions
-//! stay as the reference path: `[perf] kernels = "composed"` selects them, for A/B timings
-//! (docs/perf/gpu.md) and to rule our kernels out when a run misbehaves.
+//! `model/loss.rs`) and the AdamW update (`optim/fused.rs`), each with a CPU implementation
+//! (rayon) and a CUDA one (`kernels/*.cu`, compiled to PTX by build.rs, launched by `cuda.rs`).
+//! Composed from candle's generic ops each is a chain of full-size passes and temporaries
+//! (attention's are [B, H, T, T]); the fused versions make one or two passes. The composed
+//! versions stay as the reference path: `kernels = "composed"` selects them everywhere, for A/B
+//! timings (docs/perf/gpu.md, docs/benchmarks.md) and to rule our kernels out when a run
+//! misbehaves.
 
 use candle_core::{CpuStorage, Layout, Storage, StorageRef, Tensor};
 use serde::{Deserialize, Serialize};
@@ -17,11 +21,11 @@ pub(crate) mod cuda;
 pub mod gemm;
 pub mod simd;
 
-/// `perf.kernels`: which implementation attention, the cross-entropy and AdamW use.
+/// `perf.kernels`: which implementation the model's passes and AdamW use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kernels {
-    /// Our fused kernels (CPU and CUDA). The default.
+    /// Our fused kernels: the written-out CPU passes, and fused ops on CUDA. The default.
     #[default]
     Fused,
     /// candle's composed ops only: the reference implementation.

@@ -1,5 +1,5 @@
-//! The tied lm_head projection fused with the per-token cross-entropy (the graph path; the
-//! CPU passes have their own, vocabulary-chunked, `cpu/lm_head.rs`).
+//! The tied lm_head projection fused with the per-token cross-entropy (the graph path, CPU and
+//! CUDA; the CPU passes have their own, vocabulary-chunked, `cpu/lm_head.rs`).
 //!
 //! Why: at V = 50257 the [N, V] logits are the largest tensors of a step; on the CPU every
 //! fresh [N, V] allocation costs a page-fault pass as large as the arithmetic on it, and on a
@@ -48,14 +48,13 @@ pub fn lm_head_nll(
         let logits = precision.matmul(h, &wte.t()?)?; // [N, V] f32
         return token_nll_composed(&logits, targets);
     }
-    let targets = targets.contiguous()?;
     // Computed outside the graph; the op's backward supplies the gradients itself.
     let logits = precision.matmul(&h.detach(), &wte.detach().t()?)?; // [N, V] f32
     let op = LmHeadNll {
         logits: Mutex::new(Some(logits)),
         precision,
     };
-    Ok(h.apply_op3(wte, &targets, op)?) // [N]
+    Ok(h.apply_op3(wte, &targets.contiguous()?, op)?) // [N]
 }
 
 /// Holds the logits from the forward until the backward consumes them (in place).

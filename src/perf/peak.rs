@@ -30,10 +30,12 @@ pub struct PerfConfig {
     /// (`h100`, `h100-pcie`, `h200`, `a100`, `rtx3090`, `rtx4090`), or a number in FLOP/s.
     /// Default "measured".
     pub peak: PeakSetting,
-    /// `"fused"` (our attention, cross-entropy and AdamW kernels, CPU and CUDA) or `"composed"`
-    /// (candle's generic ops: the reference path, for A/B timings). Default "fused". On CUDA the
-    /// fused attention covers head_dim 32 and 64; other sizes run the composed attention. Left
-    /// out of the saved config when fused, so configs of earlier runs stay the same.
+    /// `"fused"` (our kernels: on the CPU in f32 the model's written-out forward and backward
+    /// passes; on CUDA and in bf16 our attention, cross-entropy and AdamW kernels) or
+    /// `"composed"` (candle's generic ops with autograd: the reference path, for A/B timings).
+    /// Default "fused". On CUDA the fused attention covers head_dim 32 and 64; other sizes run
+    /// the composed attention. Left out of the saved config when fused, so configs of earlier
+    /// runs stay the same.
     #[serde(skip_serializing_if = "Kernels::is_fused")]
     pub kernels: Kernels,
 }
