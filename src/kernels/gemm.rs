@@ -40,9 +40,15 @@ pub enum Threads {
     One,
 }
 
-/// The largest index a (rows, cols, rs, cs) view touches, or None for an empty view.
-fn last_index(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<usize> {
-    (rows > 0 && cols > 0).then(|| (rows - 1) * rs + (cols - 1) * cs)
+/// Panics unless every element of a (rows, cols, rs, cs) view lies in `len` elements.
+fn check_extent(len: usize, rows: usize, cols: usize, rs: usize, cs: usize) {
+    if rows > 0 && cols > 0 {
+        let last = (rows - 1) * rs + (cols - 1) * cs;
+        assert!(
+            last < len,
+            "matrix view {rows}x{cols} (strides {rs}, {cs}) exceeds its {len} elements"
+        );
+    }
 }
 
 impl<'a> MatRef<'a> {
@@ -58,13 +64,7 @@ impl<'a> MatRef<'a> {
     }
 
     fn strided(data: &'a [f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
-        if let Some(last) = last_index(rows, cols, rs, cs) {
-            assert!(
-                last < data.len(),
-                "matrix view {rows}x{cols} (strides {rs}, {cs}) exceeds its {} elements",
-                data.len()
-            );
-        }
+        check_extent(data.len(), rows, cols, rs, cs);
         Self {
             data,
             rows,
@@ -89,13 +89,12 @@ impl<'a> MatRef<'a> {
 impl<'a> MatMut<'a> {
     /// `rows x cols`, row `i` starting at `i * rs`.
     pub fn rows(data: &'a mut [f32], rows: usize, cols: usize, rs: usize) -> Self {
-        if let Some(last) = last_index(rows, cols, rs, 1) {
-            assert!(
-                last < data.len(),
-                "matrix view {rows}x{cols} (row stride {rs}) exceeds its {} elements",
-                data.len()
-            );
-        }
+        check_extent(data.len(), rows, cols, rs, 1);
+        // Overlapping rows would have two threads of one product write the same element.
+        assert!(
+            rows <= 1 || rs >= cols,
+            "matrix rows of {cols} overlap at stride {rs}"
+        );
         Self {
             data,
             rows,
@@ -144,8 +143,9 @@ pub fn matmul(dst: MatMut<'_>, a: MatRef<'_>, b: MatRef<'_>, write: Write, threa
     };
     let accumulate = write == Write::Accumulate;
     // SAFETY: the constructors checked that every element each view addresses is inside its
-    // slice; the shapes chain (asserted above); `dst` is a unique borrow, so it cannot alias
-    // `a` or `b`. With read_dst = false gemm writes dst without reading it.
+    // slice and that dst's rows do not overlap; the shapes chain (asserted above); `dst` is a
+    // unique borrow, so it cannot alias `a` or `b`. With read_dst = false gemm writes dst
+    // without reading it.
     unsafe {
         gemm::gemm(
             m,

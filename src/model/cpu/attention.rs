@@ -83,6 +83,23 @@ simd_kernel! {
     }
 }
 
+/// Raw scores of queries `i0..i1` against keys `0..i1` (the causal prefix), [i1 - i0, i1] in
+/// `buf`.
+fn block_scores<'b>(x: HeadQkv<'_>, i0: usize, i1: usize, buf: &'b mut Vec<f32>) -> &'b mut [f32] {
+    let m = i1 - i0;
+    buf.resize(m * i1, 0.0);
+    let s = &mut buf[..m * i1];
+    let (q, k) = (x.q.mat(i0, i1), x.k.mat(0, i1).t());
+    matmul(
+        MatMut::dense(s, m, i1),
+        q,
+        k,
+        Write::Overwrite,
+        Threads::One,
+    );
+    s
+}
+
 /// Forward for one head: `o` [t, hd] (dense) and `lse` [t]. `scores` is scratch.
 pub fn head_forward(x: HeadQkv<'_>, o: &mut [f32], lse: &mut [f32], scores: &mut Vec<f32>) {
     let (t, hd) = (x.q.t, x.q.hd);
@@ -90,16 +107,7 @@ pub fn head_forward(x: HeadQkv<'_>, o: &mut [f32], lse: &mut [f32], scores: &mut
     for i0 in (0..t).step_by(QUERY_BLOCK) {
         let i1 = (i0 + QUERY_BLOCK).min(t);
         let (m, kend) = (i1 - i0, i1);
-        scores.resize(m * kend, 0.0);
-        let s = &mut scores[..m * kend];
-        let qk = MatMut::dense(s, m, kend);
-        matmul(
-            qk,
-            x.q.mat(i0, i1),
-            x.k.mat(0, kend).t(),
-            Write::Overwrite,
-            Threads::One,
-        );
+        let s = block_scores(x, i0, i1, scores);
         for (r, row) in s.chunks_exact_mut(kend).enumerate() {
             let valid = i0 + r + 1; // keys 0..=i
             lse[i0 + r] = softmax_in_place(&mut row[..valid], scale);
@@ -113,7 +121,6 @@ pub fn head_forward(x: HeadQkv<'_>, o: &mut [f32], lse: &mut [f32], scores: &mut
 
 /// Gradients of one head. `d[i]` = rowsum(dO_i ∘ O_i); `lse` from the forward; `dq`, `dk`,
 /// `dv` [t, hd] dense, overwritten. `p` and `dp` are scratch.
-#[allow(clippy::too_many_arguments)]
 pub fn head_backward(
     x: HeadQkv<'_>,
     dout: HeadRows<'_>,
@@ -130,17 +137,8 @@ pub fn head_backward(
     for i0 in (0..t).step_by(QUERY_BLOCK) {
         let i1 = (i0 + QUERY_BLOCK).min(t);
         let (m, kend) = (i1 - i0, i1);
-        p.resize(m * kend, 0.0);
         dp.resize(m * kend, 0.0);
-        let (p, dp) = (&mut p[..m * kend], &mut dp[..m * kend]);
-        let qk = MatMut::dense(p, m, kend);
-        matmul(
-            qk,
-            x.q.mat(i0, i1),
-            x.k.mat(0, kend).t(),
-            Write::Overwrite,
-            Threads::One,
-        );
+        let (p, dp) = (block_scores(x, i0, i1, p), &mut dp[..m * kend]);
         for (r, row) in p.chunks_exact_mut(kend).enumerate() {
             let valid = i0 + r + 1;
             probs_in_place(&mut row[..valid], scale, lse[i0 + r]);

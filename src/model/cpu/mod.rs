@@ -9,7 +9,8 @@
 //! it for every edge of the graph, and its element-wise ops run one pass each. Written out,
 //! the bias and the residual stream are written into a product's output before the product
 //! accumulates onto it, LayerNorm is one pass per row each way, the residual stream's gradient
-//! is one buffer updated in place, and nothing of activation size is allocated per step.
+//! is one buffer updated in place, and the activations live in buffers allocated once per batch
+//! shape ([`workspace`]).
 //!
 //! - [`forward`], [`backward`]: the two passes, in order.
 //! - [`attention`]: causal attention in blocks of queries (also behind the CUDA op's CPU twin).
