@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds `syllabus` with the `cuda` feature on a machine with no GPU and no system CUDA toolkit,
-# from NVIDIA's CUDA 13.0 packages on PyPI (recipe and facts: ../shared/docs/cuda-build.md).
+# from NVIDIA's CUDA 13.0 packages on PyPI.
 #
 # Usage: scripts/build-cuda.sh            (idempotent; a rerun only rebuilds what changed)
 #        scripts/build-cuda.sh CARGO_ARGS... (any other cargo command in the same environment,

@@ -14,7 +14,8 @@
 # Report: $OUT/gpu-check.json. Exit status non-zero if any check failed (all of them run).
 #
 # Usage (on the GPU machine, repo root): scripts/gpu-check.sh
-# Environment: CHECK_STEPS (50), CHECK_CPU_BF16=1 to add a CPU bf16 run (isolates device
+# Environment: CHECK_STAGES ("grads losses": which of the two parts to run), CHECK_STEPS (50),
+#   CHECK_CPU_BF16=1 to add a CPU bf16 run (isolates device
 #   differences from precision differences; slow: candle's CPU bf16 widens to f32),
 #   CHECK_DEVICE (cuda:0; "cpu" runs the whole script without a GPU, to test the script itself),
 #   CHECK_GRAD_BATCH (2) and CHECK_GRAD_CONTEXT (1024): check-grads' shape (the CPU reference
@@ -23,17 +24,20 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu-env.sh || exit 1
 
+stages=${CHECK_STAGES:-grads losses}
 steps=${CHECK_STEPS:-50}
 device=${CHECK_DEVICE:-cuda:0}
 grad_batch=${CHECK_GRAD_BATCH:-2}
 grad_context=${CHECK_GRAD_CONTEXT:-1024}
 failed=()
-rm -f "$WORK"/grads-*.json "$WORK"/losses-*.json
+has_stage() { [[ " $stages " == *" $1 "* ]]; }
+has_stage grads && rm -f "$WORK"/grads-*.json
+has_stage losses && rm -f "$WORK"/losses-*.json
 
-echo "== 1. gradients on $device vs CPU f32 (gpt2-124m, B=$grad_batch, T=$grad_context)" >&2
+has_stage grads && echo "== 1. gradients on $device vs CPU f32 (gpt2-124m, B=$grad_batch, T=$grad_context)" >&2
 # Our fused kernels (the default) in both precisions, and candle's composed ops in bf16: if only
 # the fused runs fail, the fault is in kernels/*.cu; if all fail, in candle or the model.
-for setting in bf16:fused f32:fused bf16:composed; do
+has_stage grads && for setting in bf16:fused f32:fused bf16:composed; do
   precision=${setting%%:*} kernels=${setting##*:}
   "$SYLLABUS_BIN" check-grads --config configs/gpt2-124m.toml \
     --set run.device="$device" --set train.precision="$precision" \
@@ -42,7 +46,7 @@ for setting in bf16:fused f32:fused bf16:composed; do
     --json >"$WORK/grads-$precision-$kernels.json" || failed+=("check-grads $precision $kernels")
 done
 
-echo "== 2. first $steps training steps: CPU f32 vs $device (tiny preset, data/default)" >&2
+has_stage losses && echo "== 2. first $steps training steps: CPU f32 vs $device (tiny preset, data/default)" >&2
 run() { # NAME DEVICE PRECISION
   "$SYLLABUS_BIN" train --config configs/tiny.toml --overwrite \
     --set run.out_dir="$WORK/train-$1" --set run.device="$2" --set train.precision="$3" \
@@ -57,12 +61,14 @@ compare() { # NAME
     "$WORK/train-$1/metrics.jsonl" --steps "$steps" --mean-tol 0.02 --max-tol 0.3 \
     --json-out "$WORK/losses-$1.json" || failed+=("losses $1 vs cpu-f32")
 }
-run cpu-f32 cpu f32
-run cuda-bf16 "$device" bf16
-run cuda-f32 "$device" f32
-compare cuda-bf16
-compare cuda-f32
-if [ "${CHECK_CPU_BF16:-0}" = 1 ]; then
+if has_stage losses; then
+  run cpu-f32 cpu f32
+  run cuda-bf16 "$device" bf16
+  run cuda-f32 "$device" f32
+  compare cuda-bf16
+  compare cuda-f32
+fi
+if has_stage losses && [ "${CHECK_CPU_BF16:-0}" = 1 ]; then
   run cpu-bf16 cpu bf16
   compare cpu-bf16
 fi

@@ -7,7 +7,8 @@
 #                   copy to carry to a GPU machine) unpacked into $GPU_WORK_DIR/bin)
 #   CUDA_LIB_DIR    folder with libcudart.so.13, libcublas.so.13 (+ libcublasLt.so.13) and
 #                   libcurand.so.10 (default: the nvidia/cu13/lib folder of the
-#                   Python environment that holds PyTorch)
+#                   Python environment that holds PyTorch); "none" for a dry run of the
+#                   scripts with a CPU build on the CPU
 #   PYTHON          that Python (default python3)
 #   OUT             where the summary reports go (default runs/gpu); the device tool sets it
 #   GPU_WORK_DIR    intermediate files and run directories (default runs/gpu)
@@ -34,12 +35,14 @@ fi
 if [ -z "${CUDA_LIB_DIR:-}" ]; then
   CUDA_LIB_DIR=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/nvidia/cu13/lib
 fi
-for lib in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcurand.so.10; do
-  if [ ! -e "$CUDA_LIB_DIR/$lib" ]; then
-    echo "gpu: $lib not found in CUDA_LIB_DIR=$CUDA_LIB_DIR (set CUDA_LIB_DIR)" >&2
-    exit 1
-  fi
-done
-export LD_LIBRARY_PATH=$CUDA_LIB_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+if [ "$CUDA_LIB_DIR" != none ]; then
+  for lib in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcurand.so.10; do
+    if [ ! -e "$CUDA_LIB_DIR/$lib" ]; then
+      echo "gpu: $lib not found in CUDA_LIB_DIR=$CUDA_LIB_DIR (set CUDA_LIB_DIR)" >&2
+      exit 1
+    fi
+  done
+  export LD_LIBRARY_PATH=$CUDA_LIB_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+fi
 echo "gpu: binary $SYLLABUS_BIN, CUDA libraries from $CUDA_LIB_DIR, reports in $OUT" >&2
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader >&2 || true

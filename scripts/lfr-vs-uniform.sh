@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The first LFR experiment (issue 3): uniform vs lfr vs lfr(drop=random) vs lfr(review=false),
+# The first LFR experiment: uniform vs lfr vs lfr(drop=random) vs lfr(review=false),
 # 3 seeds each, same token budget, on a slice of ../shared/data/corpus. Prints a markdown table.
 # Usage: scripts/lfr-vs-uniform.sh [OUT_DIR]   (about 15 minutes on 2 CPU cores)
 set -euo pipefail

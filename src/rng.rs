@@ -1,6 +1,6 @@
 //! The project's one seeded random number generator.
 //!
-//! candle's CPU random constructors draw from an unseeded thread RNG (candle-notes.md), so every
+//! candle's CPU random constructors draw from an unseeded thread RNG, so every
 //! random draw in training (weight init, data order, sampling) goes through this type instead.
 //! xoshiro256** (Blackman & Vigna): small, fast, and its whole state is four `u64`s, which makes
 //! checkpointing it exact.

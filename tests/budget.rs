@@ -1,4 +1,4 @@
-//! The compute budget end to end (issue 4): amounts become steps, tokens stop exactly, scoring
+//! The compute budget end to end: amounts become steps, tokens stop exactly, scoring
 //! is charged, usage survives resume, references are stored and never re-measured.
 
 mod common;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use candle_core::{Device, Tensor};
 use syllabus::kernels::Kernels;
-use syllabus::model::{Gpt, GptConfig, LossAndGrads, ModelError, Params};
+use syllabus::model::{Gpt, GptConfig, LossAndGrads, ModelError, Params, Timing};
 use syllabus::rng::Rng;
 
 type R = Result<(), ModelError>;
@@ -56,7 +56,7 @@ fn run(
 ) -> Result<LossAndGrads, ModelError> {
     let gpt = Gpt::new(&config(), params)?.with_kernels(kernels);
     assert_eq!(gpt.uses_cpu_passes(), kernels == Kernels::Fused);
-    gpt.loss_and_grads(batches)
+    gpt.loss_and_grads(batches, Timing::Queued)
 }
 
 #[test]
@@ -134,11 +134,13 @@ fn out_of_vocabulary_ids_are_errors_not_panics() -> R {
     let ok = Tensor::from_vec(vec![1u32, 2, 3], (1, 3), &Device::Cpu)?;
     let train = Gpt::new(&cfg, &params)?;
     let err = train
-        .loss_and_grads(&[(bad.clone(), ok.clone())])
+        .loss_and_grads(&[(bad.clone(), ok.clone())], Timing::Queued)
         .unwrap_err()
         .to_string();
     assert!(err.contains("2100"), "{err}");
-    assert!(train.loss_and_grads(&[(ok.clone(), bad.clone())]).is_err());
+    assert!(train
+        .loss_and_grads(&[(ok.clone(), bad.clone())], Timing::Queued)
+        .is_err());
     let inference = Gpt::new_inference(&cfg, &params)?;
     assert!(inference.per_sequence_loss(&ok, &bad).is_err());
     assert!(inference.hidden_states(&bad).is_err());

@@ -7,7 +7,7 @@
 use candle_core::{DType, Device, Tensor};
 use syllabus::config::Config;
 use syllabus::kernels::Kernels;
-use syllabus::model::{Gpt, GptConfig, ModelError, Params, Precision};
+use syllabus::model::{Gpt, GptConfig, ModelError, Params, Precision, Timing};
 use syllabus::optim::{AdamW, AdamWParams};
 use syllabus::perf::{check_grads, Tolerance};
 use syllabus::rng::Rng;
@@ -159,7 +159,14 @@ fn train_losses(
     let mut opt = AdamW::new(&params, hp, kernels)?;
     let mut losses = Vec::new();
     for _ in 0..steps {
-        let out = train_step(&gpt, &params, &mut opt, &batches, 1e-2, 1.0)?;
+        let out = train_step(
+            &gpt,
+            &params,
+            &mut opt,
+            &batches,
+            (1e-2, 1.0),
+            Timing::Queued,
+        )?;
         assert!(out.applied);
         losses.push(out.loss);
     }

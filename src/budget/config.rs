@@ -1,4 +1,4 @@
-//! `[budget]`: how much compute a run may spend (issue 4, Languini's compute classes).
+//! `[budget]`: how much compute a run may spend (Languini's compute classes).
 //!
 //! Exactly one amount: `steps`, `tokens`, `flops`, or accelerator hours (`class = "6h"` or
 //! `accelerator_hours = 6.0`). Hours need a reference throughput, from exactly one of
@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// Languini's compute classes (methods.md 2.1): the GPT and qLSTM baselines use 6-96 h.
+/// Languini's compute classes (arXiv 2309.11197): the GPT and qLSTM baselines use 6-96 h.
 pub const COMPUTE_CLASSES: [(&str, f64); 7] = [
     ("3h", 3.0),
     ("6h", 6.0),

@@ -1,4 +1,4 @@
-//! A fixed compute budget per run (issue 4; Languini's compute classes, methods.md 2.1).
+//! A fixed compute budget per run (Languini's compute classes, arXiv 2309.11197).
 //!
 //! `[budget]` names one amount (steps, tokens, FLOPs or reference accelerator-hours); with a
 //! reference throughput it becomes a step count before step 0 ([`BudgetPlan`]), the LR schedule

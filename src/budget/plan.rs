@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn languini_gpt_small_6h() {
-        // methods.md 2.1: 55,416 tok/s, batch 128 x 512, 6 h = 18,264.55 steps. The Languini
+        // The Languini README: 55,416 tok/s, batch 128 x 512, 6 h = 18,264.55 steps. The Languini
         // README says 18,265 (its notebook rounds); floored, it is 18,264.
         let plan = |rounding| {
             let r = reference(55_416.0, 3.0 * 55_416.0);

@@ -1,5 +1,5 @@
 //! Reference throughput: the tokens/s that turns accelerator hours into steps (Languini's
-//! `throughput_test`, methods.md 2.1): random token ids, warm-up steps, then timed forward +
+//! `throughput_test`, arXiv 2309.11197): random token ids, warm-up steps, then timed forward +
 //! backward + optimizer steps with data loading excluded; tokens/s = tokens per step / mean step
 //! time. The forward-only rate of the same batches is measured alongside, to charge policies'
 //! extra scoring work. Written once as JSON (`syllabus throughput`), never re-measured mid-run.

@@ -87,7 +87,7 @@ impl TaskReport {
     }
 }
 
-/// DCLM's centered accuracy (acc - r) / (1 - r) (DCLM §5.3 in docs/methods.md).
+/// DCLM's centered accuracy (acc - r) / (1 - r) (DCLM, arXiv 2406.11794, its CORE evaluation).
 pub fn centered(acc: f64, random_baseline: f64) -> f64 {
     (acc - random_baseline) / (1.0 - random_baseline)
 }

@@ -1,5 +1,5 @@
-//! Normalised perplexity of a token stream (Languini Kitchen, arXiv 2309.11197; §2.4 of
-//! docs/methods.md): exp(total NLL / length of the scored text), which compares models with
+//! Normalised perplexity of a token stream (Languini Kitchen, arXiv 2309.11197):
+//! exp(total NLL / length of the scored text), which compares models with
 //! different tokenizers.
 //!
 //! Sliding window: windows of `W` input tokens (the model context) advance by `stride` and score

@@ -35,7 +35,7 @@ pub use config::GptConfig;
 pub use gpt::Gpt;
 pub use params::Params;
 pub use precision::Precision;
-pub use step::LossAndGrads;
+pub use step::{LossAndGrads, Timing};
 
 /// Everything that can go wrong in the model layer.
 #[derive(Debug, thiserror::Error)]

@@ -26,10 +26,12 @@ pub struct LossAndGrads {
 impl Gpt {
     /// Forward and backward over `micro_batches` (inputs, targets), each [B, T] u32. The loss
     /// is the mean over every token of the step, each micro-batch contributing its share.
-    /// Needs the training model ([`Gpt::new`]).
+    /// Needs the training model ([`Gpt::new`]). On a GPU the device is read back once, for
+    /// the per-sequence losses, plus once per phase with [`Timing::Synchronized`].
     pub fn loss_and_grads(
         &self,
         micro_batches: &[(Tensor, Tensor)],
+        timing: Timing,
     ) -> Result<LossAndGrads, ModelError> {
         if !self.is_training() {
             return Err(ModelError::BadInput(
@@ -38,7 +40,7 @@ impl Gpt {
         }
         match self.uses_cpu_passes() {
             true => self.cpu_loss_and_grads(micro_batches),
-            false => self.graph_loss_and_grads(micro_batches),
+            false => self.graph_loss_and_grads(micro_batches, timing),
         }
     }
 
@@ -94,10 +96,11 @@ impl Gpt {
     fn graph_loss_and_grads(
         &self,
         micro_batches: &[(Tensor, Tensor)],
+        timing: Timing,
     ) -> Result<LossAndGrads, ModelError> {
         let named = self.named_tensors();
         let mut acc: BTreeMap<String, Tensor> = BTreeMap::new();
-        let mut per_sequence = Vec::new();
+        let mut losses = Vec::with_capacity(micro_batches.len());
         let (mut forward_ms, mut backward_ms) = (0.0, 0.0);
         let accum = micro_batches.len() as f64;
         for (x, y) in micro_batches {
@@ -105,8 +108,7 @@ impl Gpt {
             let per_seq = self.per_sequence_loss(x, y)?; // [B]
                                                          // Mean over the whole step: each micro-batch contributes 1/accum of its mean.
             let loss = (per_seq.mean_all()? / accum)?;
-            per_sequence.extend(per_seq.to_vec1::<f32>()?);
-            let t1 = Instant::now();
+            let t1 = timing.now(x.device())?;
             let grads = loss.backward()?;
             for (name, t) in &named {
                 // Detached: candle's gradients keep their backprop op, i.e. a reference to
@@ -122,14 +124,38 @@ impl Gpt {
                 };
                 acc.insert(name.clone(), sum);
             }
+            losses.push(per_seq.detach());
             forward_ms += (t1 - t0).as_secs_f64() * 1e3;
-            backward_ms += t1.elapsed().as_secs_f64() * 1e3;
+            backward_ms += (timing.now(x.device())? - t1).as_secs_f64() * 1e3;
         }
+        // The step's one read back of the device (the ledger needs every sequence's loss).
+        let per_sequence = Tensor::cat(&losses, 0)?.to_vec1::<f32>()?;
         Ok(LossAndGrads {
             per_sequence,
             grads: acc,
             forward_ms,
             backward_ms,
         })
+    }
+}
+
+/// How the phase times of a step are taken on a device that runs asynchronously (CUDA).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timing {
+    /// When the host has queued a phase's work (no waiting: training's choice; the step's
+    /// total is still right, because the step ends by reading its losses back).
+    Queued,
+    /// After waiting for the device to finish the phase (`syllabus bench`): exact phase times
+    /// at the cost of one synchronisation per phase.
+    Synchronized,
+}
+
+impl Timing {
+    /// The current time, after waiting for `device` when synchronized.
+    pub fn now(self, device: &Device) -> Result<Instant, ModelError> {
+        if self == Timing::Synchronized {
+            device.synchronize()?;
+        }
+        Ok(Instant::now())
     }
 }

@@ -1,6 +1,6 @@
 //! AdamW (Loshchilov & Hutter 2019) with decoupled weight decay, a no-decay group, and moments
 //! that can be exported to and restored from a checkpoint (candle-nn's AdamW keeps them
-//! private and decays every tensor, see candle-notes.md). The update runs as our fused
+//! private and decays every tensor). The update runs as our fused
 //! in-place kernels (`fused.rs`) or, with [`Kernels::Composed`], as candle ops (the reference).
 
 use std::collections::BTreeMap;

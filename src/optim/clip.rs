@@ -10,20 +10,28 @@ use crate::kernels::simd::sum_squares;
 use crate::kernels::CpuF32;
 
 /// L2 norm over all gradients, summed in name order (a `BTreeMap`) in f64 so the result does
-/// not depend on iteration order.
+/// not depend on iteration order. CPU tensors are summed from their slices; on a GPU the
+/// per-tensor sums stay on the device and only the total is read back: one host
+/// synchronisation per call, not one per tensor.
 pub fn global_grad_norm(grads: &BTreeMap<String, Tensor>) -> Result<f64, OptimError> {
-    let mut sum = 0.0f64;
+    let mut host = 0.0f64;
+    let mut device: Option<Tensor> = None;
     for g in grads.values() {
-        sum += match CpuF32::of(g, "gradient") {
-            Ok(data) => sum_squares_f64(data.as_slice()),
-            // Other devices and dtypes: candle ops (one read back per tensor).
+        match CpuF32::of(g, "gradient") {
+            Ok(data) => host += sum_squares_f64(data.as_slice()),
             Err(_) => {
-                let sq = g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?;
-                sq.to_scalar::<f64>()?
+                let sq = g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?; // [] on its device
+                device = Some(match device {
+                    Some(total) => (total + sq)?,
+                    None => sq,
+                });
             }
-        };
+        }
     }
-    Ok(sum.sqrt())
+    if let Some(total) = device {
+        host += total.to_scalar::<f64>()?;
+    }
+    Ok(host.sqrt())
 }
 
 /// Elements per partial sum: summed in f32 lanes, partials added in f64 in order (the same

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{device_name, matmul_peak_flops_for};
 use crate::config::Config;
-use crate::model::{Gpt, Params};
+use crate::model::{Gpt, Params, Timing};
 use crate::optim::{AdamW, AdamWParams};
 use crate::rng::Rng;
 use crate::train::{select_device, step::train_step, TrainError};
@@ -86,14 +86,10 @@ pub fn bench(config: &Config, opts: BenchOptions) -> Result<BenchReport, TrainEr
     let mut total = Vec::new();
     for i in 0..opts.warmup_steps + opts.timed_steps {
         let t0 = std::time::Instant::now();
-        let out = train_step(
-            &gpt,
-            &params,
-            &mut opt,
-            &batches,
-            config.optim.lr,
-            config.optim.grad_clip,
-        )?;
+        let hp = (config.optim.lr, config.optim.grad_clip);
+        // Phase times wait for the device: on CUDA the host runs ahead of the GPU, and an
+        // unsynchronised timestamp books one phase's work to the next.
+        let out = train_step(&gpt, &params, &mut opt, &batches, hp, Timing::Synchronized)?;
         device.synchronize()?;
         if i >= opts.warmup_steps {
             fwd.push(out.timings.forward_ms);

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::kernels::Kernels;
-use crate::model::{Gpt, Params, Precision};
+use crate::model::{Gpt, Params, Precision, Timing};
 use crate::rng::Rng;
 use crate::train::{select_device, TrainError};
 
@@ -182,7 +182,7 @@ fn loss_and_grads(
     let gpt = Gpt::new(&config.gpt(), params)?
         .with_precision(precision)
         .with_kernels(kernels);
-    let pass = gpt.loss_and_grads(&[(x, y)])?;
+    let pass = gpt.loss_and_grads(&[(x, y)], Timing::Queued)?;
     let per_seq = &pass.per_sequence;
     let loss = per_seq.iter().map(|&l| l as f64).sum::<f64>() / per_seq.len() as f64;
     let mut grads = pass.grads;

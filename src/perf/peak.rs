@@ -1,4 +1,4 @@
-//! The MFU denominator (issue 4): a vendor peak for known accelerators, or a matmul peak
+//! The MFU denominator: a vendor peak for known accelerators, or a matmul peak
 //! measured in-process (CPU, unknown GPUs).
 //!
 //! MFU = model FLOPs per token (`GptConfig::flops_per_token`: 6N + the attention term, PaLM's

@@ -1,4 +1,4 @@
-//! `lfr`: Learn-Focus-Review (Prakriya et al., arXiv 2409.06131; methods.md §1.5).
+//! `lfr`: Learn-Focus-Review (Prakriya et al., arXiv 2409.06131).
 //!
 //! The model first learns from every block, then focuses on the blocks it finds hard (dropping
 //! the lowest-loss share), then reviews everything (re-recording every block's loss, because the

@@ -1,5 +1,5 @@
 //! `[sampling.lfr]` parameters and the expanded phase schedule of Learn-Focus-Review
-//! (arXiv 2409.06131; methods.md §1.5 and §6).
+//! (arXiv 2409.06131).
 //!
 //! ```toml
 //! [sampling.lfr]
@@ -20,9 +20,8 @@ use serde::Deserialize;
 use super::params::{check_fraction, check_problems, Score};
 use super::SamplingError;
 
-/// The `lfr` parameters. Every field has a default; the defaults are the schedule of
-/// methods.md §1.5 as configured in quokka (p1 = p2 = p3 = p4 = 1 epoch, s1 = 50%, s2 = 70%,
-/// reps = 5).
+/// The `lfr` parameters. Every field has a default; the defaults are the paper's schedule as
+/// configured in its code, quokka (p1 = p2 = p3 = p4 = 1 epoch, s1 = 50%, s2 = 70%, reps = 5).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LfrParams {
@@ -79,7 +78,7 @@ pub enum PhaseKind {
     Review,
 }
 
-/// Which blocks a focus phase drops (the ablations of methods.md §1.6).
+/// Which blocks a focus phase drops (the paper's ablations).
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum DropRule {

@@ -6,14 +6,14 @@
 //! 1. `sel = policy.next_batch(n, &ledger, step)`; the caller writes `sel.state_updates` to the
 //!    ledger (phase boundaries emit them), then trains on `sel.ids`.
 //! 2. The ledger records the finite per-sequence losses of the training forward pass (no extra
-//!    scoring passes, methods.md §6).
+//!    scoring passes).
 //! 3. `updates = policy.observe(ids, losses, &ledger, step)` with the ids whose losses were
 //!    recorded; the caller writes `updates`.
 //! 4. Only if the policy asked (`sel.score`, e.g. a candidate pool for the next step): a
 //!    forward-only pass on the updated weights scores those blocks, and
 //!    `policy.observe_scored(ids, losses, step)` receives them. The ledger keeps training-pass
 //!    losses only. Scoring is charged to the compute budget at the measured forward-only rate
-//!    (issue 4); a policy declares its per-step amount in `scored_per_step` so the budget can be
+//!    ; a policy declares its per-step amount in `scored_per_step` so the budget can be
 //!    converted to steps before step 0.
 //!
 //! Checkpoints are taken between steps: `save_state()` holds only small things (cursors, phase,

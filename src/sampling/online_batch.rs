@@ -5,7 +5,7 @@
 //! with a forward-only pass on the updated weights; the next step trains on the `n` candidates
 //! with the highest current loss. Unlike the ledger's losses (from each block's last training
 //! pass, possibly many steps old), pool scores are fresh, which is what the scoring pass buys,
-//! and it is charged to the compute budget (issue 4): at the default factor 2 and a forward pass
+//! and it is charged to the compute budget: at the default factor 2 and a forward pass
 //! costing a third of a training step, 3/5 of the steps a non-scoring policy gets.
 //!
 //! ```toml

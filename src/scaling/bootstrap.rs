@@ -1,5 +1,5 @@
-//! Bootstrap confidence intervals. Seed variance is large (Hitchhiker's guide, methods.md
-//! §3.1), so the natural unit to resample is the seed: all rows of a drawn seed enter the
+//! Bootstrap confidence intervals. Seed variance is large (Hitchhiker's guide,
+//! arXiv 2410.11840), so the natural unit to resample is the seed: all rows of a drawn seed enter the
 //! resample together. Tables with no seeds fall back to runs or rows, and say so.
 
 use std::collections::BTreeMap;

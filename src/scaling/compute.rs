@@ -1,6 +1,6 @@
 //! Loss against compute, per group (e.g. per sampling policy): L = β·C^α, fitted as the
 //! least-squares line ln L = ln β + α ln C. This is the Languini Kitchen comparison
-//! (methods.md §2.5): two such curves cross at C* = (β₁/β₂)^{1/(α₂−α₁)}.
+//! (Languini Kitchen, arXiv 2309.11197): two such curves cross at C* = (β₁/β₂)^{1/(α₂−α₁)}.
 
 use serde::Serialize;
 

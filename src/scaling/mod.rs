@@ -3,9 +3,9 @@
 //!
 //! * the **Chinchilla form** L(N, D) = E + A/N^α + B/D^β ([`chinchilla`]), by a
 //!   Hoffmann-style Huber fit on log residuals from a 1,024-start L-BFGS grid and by
-//!   curve_fit-style least squares from p0 (methods.md §3.2), or
+//!   curve_fit-style least squares from p0 (as ColPret, arXiv 2410.11840), or
 //! * **loss vs compute** L = β·C^α per group, with the crossover compute of two groups
-//!   ([`compute`]; Languini, methods.md §2.5).
+//!   ([`compute`]; Languini Kitchen, arXiv 2309.11197).
 //!
 //! Folders and files by concern: [`input`] (CSV layouts and the column mapping),
 //! [`protocol`] (filters, early-checkpoint cuts, holdout, ARE), [`bootstrap`] (resampling and

@@ -1,4 +1,4 @@
-//! The estimation protocol of the Hitchhiker's guide (methods.md §3.3-3.4): select rows,
+//! The estimation protocol of the Hitchhiker's guide (arXiv 2410.11840): select rows,
 //! drop early checkpoints, hold out the end of the largest run, and score predictions with
 //! ARE = mean |L − L̂| / L.
 
@@ -31,7 +31,7 @@ impl FromStr for Filter {
 }
 
 /// Early-checkpoint cuts. ColPret keeps tokens_seen > 1e10 for billion-parameter families;
-/// at our scale a fraction of each run is the natural cut (methods.md §6).
+/// at our scale a fraction of each run is the natural cut.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Cut {
     /// Drop rows with tokens_seen below this.

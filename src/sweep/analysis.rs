@@ -1,6 +1,6 @@
 //! The sweep's loss-vs-compute analysis: one power law L = beta * C^alpha per policy, fitted to
 //! each run's final loss against its charged compute (Languini's per-class comparison,
-//! methods.md 2.5), with bootstrap intervals over seeds and the crossover, and the compute
+//! Languini Kitchen, arXiv 2309.11197), with bootstrap intervals over seeds and the crossover, and the compute
 //! ratio at which each policy reaches the baseline's measured final loss.
 
 use std::collections::BTreeMap;

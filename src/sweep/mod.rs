@@ -1,10 +1,10 @@
-//! Sweeps over models x compute classes x policies x seeds (issue 5).
+//! Sweeps over models x compute classes x policies x seeds.
 //!
 //! `syllabus sweep --config configs/sweeps/NAME.toml` runs the grid one run after another.
 //! Resumable: a finished run (its `summary.json` says why it stopped) is skipped, a run with a
 //! checkpoint resumes, a run that died before its first checkpoint starts over. Every run
 //! evaluates at `eval_points` evenly spaced steps (intermediate checkpoints make scaling fits
-//! much better: the Hitchhiker's guide, methods.md 3.1). The sweep directory gets
+//! much better: the Hitchhiker's guide, arXiv 2410.11840). The sweep directory gets
 //! `results.csv` (ColPret columns, [`results`]), `summary.md` ([`summary`]) and the PNG plots.
 
 mod analysis;

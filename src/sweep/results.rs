@@ -1,5 +1,5 @@
-//! `results.csv`: one row per evaluation after step 0 of every run, ColPret-compatible (methods.md 3.5: the
-//! Hitchhiker's dataset columns, so its tools and `syllabus fit` read it), plus the sweep's own
+//! `results.csv`: one row per evaluation after step 0 of every run, ColPret-compatible (the
+//! Hitchhiker's guide's dataset columns, arXiv 2410.11840, so its tools and `syllabus fit` read it), plus the sweep's own
 //! columns. Rows come from each run's `metrics.jsonl` (`eval/loss` and the `budget/*` scalars
 //! logged with every evaluation) and its `budget.json`.
 

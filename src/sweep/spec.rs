@@ -1,4 +1,4 @@
-//! The sweep file: a base config and the axes of the grid (issue 5).
+//! The sweep file: a base config and the axes of the grid.
 //!
 //! ```toml
 //! name = "lfr-vs-uniform-cpu"

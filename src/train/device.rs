@@ -28,7 +28,7 @@ fn cuda_device(spec: &str, ordinal: usize) -> Result<Device, TrainError> {
     })?;
     // f32 matmuls (the whole model in `train.precision = "f32"`, the peak probe) on TF32 tensor
     // cores, as PyTorch's `set_float32_matmul_precision("high")`: ~8x the FP32 rate on an H100
-    // (candle-notes.md) for a 10-bit mantissa in the products, accumulation still in f32. A
+    // for a 10-bit mantissa in the products, accumulation still in f32. A
     // process-wide switch in candle; it does not affect the CPU.
     candle_core::cuda::set_gemm_reduced_precision_f32(true);
     Ok(device)

@@ -298,7 +298,7 @@ impl Reporter {
         ))
     }
 
-    /// The eval suite (issue 5) on the final weights: `eval.json` and `eval/*` scalars.
+    /// The eval suite on the final weights: `eval.json` and `eval/*` scalars.
     pub fn suite(&mut self, s: &Session, gpt: &Gpt) -> Result<(), TrainError> {
         let t0 = Instant::now();
         let step = s.state.step;

@@ -6,7 +6,7 @@ use std::time::Instant;
 use candle_core::Tensor;
 
 use super::TrainError;
-use crate::model::{Gpt, Params};
+use crate::model::{Gpt, Params, Timing};
 use crate::optim::{clip_scale, global_grad_norm, AdamW};
 
 /// Wall time of the three phases of a step, in milliseconds.
@@ -36,16 +36,17 @@ pub struct StepOutput {
     pub timings: StepTimings,
 }
 
-/// Runs one step over `micro_batches` (inputs, targets), each `[B, T]`.
+/// Runs one step over `micro_batches` (inputs, targets), each `[B, T]`, timing its phases
+/// as `timing` says.
 pub fn train_step(
     gpt: &Gpt,
     params: &Params,
     optimizer: &mut AdamW,
     micro_batches: &[(Tensor, Tensor)],
-    lr: f64,
-    grad_clip: f64,
+    (lr, grad_clip): (f64, f64),
+    timing: Timing,
 ) -> Result<StepOutput, TrainError> {
-    let pass = gpt.loss_and_grads(micro_batches)?;
+    let pass = gpt.loss_and_grads(micro_batches, timing)?;
     let per_sequence = pass.per_sequence;
     let loss = per_sequence.iter().map(|&l| l as f64).sum::<f64>() / per_sequence.len() as f64;
     let t2 = Instant::now();
@@ -54,10 +55,11 @@ pub fn train_step(
     if applied {
         optimizer.step(params, &pass.grads, lr, clip_scale(grad_norm, grad_clip))?;
     }
+    let device = params.get("transformer.wte.weight")?.device().clone();
     let timings = StepTimings {
         forward_ms: pass.forward_ms,
         backward_ms: pass.backward_ms,
-        optimizer_ms: t2.elapsed().as_secs_f64() * 1e3,
+        optimizer_ms: (timing.now(&device)? - t2).as_secs_f64() * 1e3,
     };
     Ok(StepOutput {
         loss,

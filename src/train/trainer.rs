@@ -11,6 +11,7 @@ use super::step::train_step;
 use super::{load_batch, EvalResult, Session, TrainError};
 use crate::budget::{Activity, BudgetUsage, StopReason};
 use crate::config::Config;
+use crate::model::Timing;
 use crate::sampling::Registry;
 
 #[derive(Clone, Debug, Default)]
@@ -90,13 +91,14 @@ pub fn train_with_registry(
             .chunks(micro)
             .map(|c| load_batch(&s.train_blocks, c, &s.device))
             .collect::<Result<Vec<_>, _>>()?;
+        let hp = (lr, config.optim.grad_clip);
         let out = train_step(
             &gpt,
             &s.params,
             &mut s.optimizer,
             &batches,
-            lr,
-            config.optim.grad_clip,
+            hp,
+            Timing::Queued,
         )?;
         s.record_losses(&sel.ids, &out.per_sequence)?;
         // Scoring runs on the updated weights (the ones the next step trains) and is charged.

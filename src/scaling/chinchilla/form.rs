@@ -2,7 +2,7 @@
 //! objectives and their analytic derivatives.
 //!
 //! Parameters are fitted as (a, b, e, α, β) with A = e^a, B = e^b, E = e^e, as in ColPret's
-//! `chinchilla_power_law_fit` (methods.md §3.2). The optimisers work in *coordinates*
+//! `chinchilla_power_law_fit` (ColPret, arXiv 2410.11840). The optimisers work in *coordinates*
 //! c = (a, b, e, ln α, ln β): the exponents are constrained to α, β ≥ 0 and writing them as
 //! exponentials keeps every coordinate unconstrained, which L-BFGS and Levenberg-Marquardt
 //! need. (A fit that wants α → 0 shows up as ln α → -∞, i.e. a tiny α, never a negative one.)

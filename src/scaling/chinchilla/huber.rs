@@ -1,6 +1,6 @@
 //! Hoffmann-style fit: Σ Huber(δ = 1e-3) of log-space residuals, minimised by L-BFGS (argmin,
 //! More-Thuente line search, analytic gradients) from each start of a 4^5 grid; the lowest
-//! objective wins. Grid and δ follow ColPret's `torch_fit.py` (methods.md §3.2); the Huber
+//! objective wins. Grid and δ follow ColPret's `torch_fit.py` (arXiv 2410.11840); the Huber
 //! objective is non-convex, so many starts are needed to find its global minimum (Besiroglu
 //! et al. 2024, "Chinchilla Scaling: A replication attempt").
 
@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::form::{huber_value_grad, Coords, LawParams, Point, HUBER_DELTA};
 use crate::scaling::ScalingError;
 
-/// Start values per parameter (methods.md §3.2, ColPret `chinchilla_torch_fit`).
+/// Start values per parameter (ColPret's `chinchilla_torch_fit`, arXiv 2410.11840).
 pub const GRID_A: [f64; 4] = [3.0, 6.0, 9.0, 12.0];
 pub const GRID_B: [f64; 4] = [3.0, 6.0, 9.0, 12.0];
 pub const GRID_E: [f64; 4] = [-0.5, 0.0, 0.5, 1.0];

@@ -1,5 +1,5 @@
 //! Plain least squares on the raw loss, the objective of ColPret's default `ChinchillaFit`
-//! (`scipy.optimize.curve_fit` from p0, methods.md §3.2). curve_fit minimises Σ r² with a
+//! (`scipy.optimize.curve_fit` from p0, as ColPret does). curve_fit minimises Σ r² with a
 //! trust-region / Levenberg-Marquardt method; we use Levenberg-Marquardt with Marquardt's
 //! diagonal scaling (Moré 1978), which needs only the residual Jacobian. argmin has no
 //! damped Gauss-Newton solver, so this small one is ours.

@@ -6,7 +6,7 @@
 use super::{distinct, LawParams, Point};
 
 /// ColPret's `closer_in_scale_is_predictive` fits windows of 4 consecutive model sizes
-/// (methods.md §3.3); fewer than that leaves A and α weakly constrained.
+/// (arXiv 2410.11840); fewer than that leaves A and α weakly constrained.
 pub const MIN_SIZES_ADVISED: usize = 4;
 
 /// Exponents beyond this turn a power-law term into a step between two observed sizes
