@@ -42,6 +42,9 @@ pub enum DataError {
         source: std::io::Error,
     },
 
+    #[error(transparent)]
+    Lock(#[from] crate::fsutil::LockError),
+
     #[error("{path}: not a syllabus {kind} (bad magic bytes)")]
     BadMagic { path: PathBuf, kind: &'static str },
 

@@ -19,6 +19,7 @@ use super::{
     TokenStoreWriter, EOT_TOKEN, GPT2_VOCAB_SIZE, MANIFEST_FILE, MANIFEST_FORMAT_VERSION,
     TOKENIZER_NAME,
 };
+use crate::fsutil::DirLock;
 
 /// Text per tokenization batch: large enough to keep all cores busy, small enough to bound
 /// memory regardless of corpus size.
@@ -62,9 +63,12 @@ pub fn prepare(opts: &PrepareOptions) -> Result<Manifest, DataError> {
     let val_files = discover(&opts.val_inputs)?;
     check_files(&train_files, &val_files, opts)?;
     let created = !opts.out_dir.exists();
-    std::fs::create_dir_all(&opts.out_dir).map_err(|e| DataError::io(&opts.out_dir, e))?;
+    // One writer per prepared-data directory (the lock also creates it).
+    let lock = DirLock::acquire(&opts.out_dir, "prepare")?;
     let result = run(opts, &train_files, &val_files);
     if result.is_err() && created {
+        let _ = std::fs::remove_file(lock.path());
+        drop(lock);
         // Only succeeds if empty, i.e. if nothing but our own (removed) temp files was there.
         let _ = std::fs::remove_dir(&opts.out_dir);
     }

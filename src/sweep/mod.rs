@@ -20,6 +20,7 @@ pub use summary::{final_rows, mean_std, render as render_summary};
 
 use std::path::{Path, PathBuf};
 
+use crate::fsutil::DirLock;
 use crate::train::{checkpoint, train, TrainOptions};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,8 @@ pub enum SweepError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Lock(#[from] crate::fsutil::LockError),
     #[error("{failed} of {total} runs failed:\n{messages}")]
     Failed {
         failed: usize,
@@ -65,10 +68,8 @@ pub fn run_sweep(path: &Path) -> Result<SweepReport, SweepError> {
     let (spec, base) = SweepSpec::load(path)?;
     let runs = spec.expand(&base)?;
     let dir = spec.dir();
-    std::fs::create_dir_all(&dir).map_err(|source| SweepError::Io {
-        path: dir.clone(),
-        source,
-    })?;
+    // One sweep process per sweep directory (each run also locks its own directory).
+    let _lock = DirLock::acquire(&dir, "sweep")?;
     let mut outcomes = Vec::new();
     for (i, run) in runs.iter().enumerate() {
         eprintln!("sweep [{}/{}] {}", i + 1, runs.len(), run.label);

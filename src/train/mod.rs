@@ -41,6 +41,8 @@ pub enum TrainError {
     Budget(#[from] crate::budget::BudgetError),
     #[error(transparent)]
     Eval(#[from] crate::eval::EvalError),
+    #[error(transparent)]
+    Lock(#[from] crate::fsutil::LockError),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,

@@ -16,6 +16,7 @@ use crate::budget::{
 use crate::config::Config;
 use crate::data::{Blocks, PreparedData};
 use crate::eval::SuiteOptions;
+use crate::fsutil::DirLock;
 use crate::ledger::{Ledger, LedgerRead, LEDGER_FILE};
 use crate::model::{Gpt, GptConfig, Params};
 use crate::optim::{AdamW, AdamWParams};
@@ -42,6 +43,8 @@ pub struct Session {
     pub suite: SuiteOptions,
     /// Set when the run continued from a checkpoint.
     pub resumed_from: Option<PathBuf>,
+    /// This process's exclusive hold on the run directory, for the life of the session.
+    _lock: DirLock,
 }
 
 impl Session {
@@ -80,6 +83,9 @@ impl Session {
         };
         let plan = budget_plan(config, policy.as_ref(), reference)?;
         let suite = SuiteOptions::from_config(config, Some(data.val.clone()))?;
+        // One writer per run directory: a second `train` on a live run (even with --resume or
+        // --overwrite) stops here, before it reads or replaces anything.
+        let lock = DirLock::acquire(&run_dir, "train")?;
         run_dir::prepare(&run_dir, &config_toml, resume, overwrite)?;
         if !resume {
             write_budget_files(&run_dir, &plan)?;
@@ -135,6 +141,7 @@ impl Session {
             budget: meter,
             suite,
             resumed_from: None,
+            _lock: lock,
         };
         if let Some(path) = checkpoint {
             session.restore(path)?;

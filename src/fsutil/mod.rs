@@ -1,6 +1,14 @@
-//! Small-file writes that readers never see half-done: the bytes go to a hidden temp file in
-//! the same directory, which is then renamed over the destination (atomic on POSIX).
-//! Large binary files (token stores, ledgers) have their own writers with a directory fsync.
+//! File-system helpers every writer uses.
+//!
+//! - [`write_atomic`]: small-file writes that readers never see half-done: the bytes go to a
+//!   hidden temp file in the same directory, which is then renamed over the destination (atomic
+//!   on POSIX). Large binary files (token stores, ledgers) have their own writers with a
+//!   directory fsync.
+//! - [`DirLock`]: one writing process per directory (run, prepared data, sweep).
+
+mod lock;
+
+pub use lock::{DirLock, LockError, LOCK_FILE};
 
 use std::path::{Path, PathBuf};
 
