@@ -5,9 +5,13 @@
 //!   on POSIX). Large binary files (token stores, ledgers) have their own writers with a
 //!   directory fsync.
 //! - [`DirLock`]: one writing process per directory (run, prepared data, sweep).
+//! - [`to_checksummed_json`], [`from_checksummed_json`]: JSON state files that carry a
+//!   checksum of their own content.
 
+mod checksum;
 mod lock;
 
+pub use checksum::{from_checksummed_json, to_checksummed_json, ChecksumError, CHECKSUM_FIELD};
 pub use lock::{DirLock, LockError, LOCK_FILE};
 
 use std::path::{Path, PathBuf};
