@@ -96,3 +96,116 @@ fn a_second_writer_on_a_live_directory_is_refused_naming_the_holder() {
     );
     drop(held);
 }
+
+/// Trained-block count in a run's live ledger.
+fn times_trained(run: &Path) -> u64 {
+    let ledger = syllabus::ledger::LedgerReader::open(&run.join("ledger.bin")).unwrap();
+    (0..ledger.header().block_count as usize)
+        .map(|id| ledger.get(id).unwrap().times_trained as u64)
+        .sum()
+}
+
+#[test]
+fn skipped_updates_leave_the_ledger_untouched_and_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::tiny_config(dir.path(), 20, "");
+    // The first update blows the weights up; every later step is skipped.
+    cfg.optim.lr = 1e30;
+    cfg.optim.grad_clip = 0.0;
+    cfg.train.max_consecutive_skips = 3;
+    let err = train(&cfg, &TrainOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("3 consecutive updates were skipped"), "{err}");
+    assert!(
+        err.contains("because the loss is") || err.contains("gradient norm is"),
+        "{err}"
+    );
+    // One applied step of batch 4 x 2 micro-batches: only its 8 blocks count as trained.
+    assert_eq!(times_trained(&cfg.run.run_dir()), 8);
+}
+
+/// Flips one byte in the middle of `path`.
+fn flip_byte(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x40;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn resume_verifies_the_checkpoint_before_replacing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::tiny_config(dir.path(), 12, "");
+    let stop = TrainOptions {
+        stop_after: Some(7),
+        ..Default::default()
+    };
+    train(&cfg, &stop).unwrap();
+    let run = cfg.run.run_dir();
+    let ckpts = syllabus::train::checkpoint::list(&run).unwrap();
+    let (newest_step, newest) = ckpts.last().unwrap().clone();
+    let (older_step, older) = ckpts[ckpts.len() - 2].clone();
+    assert_eq!((older_step, newest_step), (6, 7));
+    let resume = TrainOptions {
+        resume: true,
+        ..Default::default()
+    };
+
+    // A corrupt weight file, then an edited manifest field: refused, nothing changed, and the
+    // error names the file and the older checkpoint to use instead.
+    for (file, edit) in [("model.safetensors", "byte"), ("manifest.json", "field")] {
+        let path = newest.join(file);
+        let good = std::fs::read(&path).unwrap();
+        match edit {
+            "byte" => flip_byte(&path),
+            _ => {
+                let text = String::from_utf8(good.clone()).unwrap();
+                let edited = text.replacen("\"tokens_seen\": ", "\"tokens_seen\": 1", 1);
+                assert_ne!(edited, text);
+                std::fs::write(&path, edited).unwrap();
+            }
+        }
+        let before = snapshot(&run);
+        let err = train(&cfg, &resume).unwrap_err().to_string();
+        assert!(err.contains(file) && err.contains("--resume-from"), "{err}");
+        assert!(err.contains(&older.display().to_string()), "{err}");
+        assert_eq!(
+            snapshot(&run),
+            before,
+            "a failed resume changed the run directory"
+        );
+        std::fs::write(&path, good).unwrap();
+    }
+
+    // An explicit older checkpoint: resumes, and the newer one is set aside, not deleted.
+    flip_byte(&newest.join("optimizer.safetensors"));
+    let from_older = TrainOptions {
+        resume: true,
+        resume_from: Some(older.clone()),
+        ..Default::default()
+    };
+    let rest = train(&cfg, &from_older).unwrap();
+    assert_eq!(rest.steps, 12);
+    assert!(run.join("checkpoints/.superseded_step_00000007").is_dir());
+}
+
+#[test]
+fn a_garbage_budget_file_is_rewritten_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::tiny_config(dir.path(), 8, "");
+    let stop = TrainOptions {
+        stop_after: Some(4),
+        ..Default::default()
+    };
+    train(&cfg, &stop).unwrap();
+    let plan = cfg.run.run_dir().join("budget.json");
+    let good = std::fs::read(&plan).unwrap();
+    std::fs::write(&plan, b"{\"planned_steps\": 4000000319}").unwrap();
+    let resume = TrainOptions {
+        resume: true,
+        ..Default::default()
+    };
+    train(&cfg, &resume).unwrap();
+    assert_eq!(std::fs::read(&plan).unwrap(), good);
+}

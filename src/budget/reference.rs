@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::BudgetError;
 use crate::config::Config;
-use crate::fsutil::write_atomic;
+use crate::fsutil::{from_checksummed_json, to_checksummed_json, write_atomic};
 use crate::model::GptConfig;
 use crate::perf::{bench, BenchOptions};
 
@@ -96,8 +96,10 @@ impl ThroughputReference {
             path: path.to_path_buf(),
             message,
         };
-        let text = fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-        let r: Self = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let text = fs::read(path).map_err(|e| bad(e.to_string()))?;
+        // Files `syllabus throughput` writes carry a checksum (an edit is caught); a reference
+        // written by hand (a published figure) may have none.
+        let r: Self = from_checksummed_json(&text, false).map_err(|e| bad(e.to_string()))?;
         if r.format != THROUGHPUT_FORMAT || r.format_version != THROUGHPUT_VERSION {
             return Err(bad(format!(
                 "format {:?} v{}, expected {THROUGHPUT_FORMAT:?} v{THROUGHPUT_VERSION}",
@@ -128,9 +130,11 @@ impl ThroughputReference {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(io)?;
         }
-        // Invariant: plain numbers and strings serialise.
-        let text = serde_json::to_string_pretty(self).expect("reference serialises");
-        write_atomic(path, (text + "\n").as_bytes()).map_err(io)
+        let bytes = to_checksummed_json(self).map_err(|e| BudgetError::Reference {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        write_atomic(path, &bytes).map_err(io)
     }
 }
 

@@ -42,6 +42,10 @@ pub(super) struct TrainArgs {
     /// Continue from the newest complete checkpoint in the run directory.
     #[arg(long)]
     resume: bool,
+    /// Continue from this checkpoint directory (e.g. an older one when the newest is
+    /// corrupt); implies --resume. Newer checkpoints are set aside, not deleted.
+    #[arg(long, value_name = "CHECKPOINT_DIR", conflicts_with = "overwrite")]
+    resume_from: Option<PathBuf>,
     /// Replace an existing run in the run directory.
     #[arg(long, conflicts_with = "resume")]
     overwrite: bool,
@@ -97,7 +101,8 @@ pub(super) fn train_cmd(a: TrainArgs) -> Result<()> {
     let summary = train(
         &config,
         &TrainOptions {
-            resume: a.resume,
+            resume: a.resume || a.resume_from.is_some(),
+            resume_from: a.resume_from,
             overwrite: a.overwrite,
             stop_after: a.stop_after,
         },

@@ -84,6 +84,22 @@ mod tests {
         name: String,
     }
 
+    /// Floats whose shortest decimal form parses back exactly only with serde_json's
+    /// `float_roundtrip` (wall times and rates in checkpoint manifests are such floats).
+    #[test]
+    fn awkward_floats_round_trip_through_the_checksum() {
+        let mut rng = crate::rng::Rng::new(3);
+        for _ in 0..2000 {
+            let s = State {
+                step: 1,
+                loss: rng.next_f64() * 10f64.powi(rng.below(40) as i32 - 20),
+                name: String::new(),
+            };
+            let bytes = to_checksummed_json(&s).unwrap();
+            assert_eq!(from_checksummed_json::<State>(&bytes, true).unwrap(), s);
+        }
+    }
+
     #[test]
     fn round_trips_and_detects_any_edit() {
         let s = State {

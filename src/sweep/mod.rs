@@ -110,7 +110,7 @@ fn run_one(run: &RunSpec) -> RunOutcome {
         resume,
         // A run directory without a checkpoint holds only a run that died at its start.
         overwrite: !resume,
-        stop_after: None,
+        ..Default::default()
     };
     match train(&run.config, &opts) {
         Ok(_) if resume => RunOutcome::Resumed,

@@ -86,11 +86,11 @@ pub fn read_scalars(path: &Path) -> Result<BTreeMap<String, BTreeMap<u64, f64>>,
 pub fn run_rows(run: &RunSpec) -> Result<Vec<ResultRow>, SweepError> {
     let dir = run.config.run.run_dir();
     let scalars = read_scalars(&dir.join(crate::logging::jsonl::JSONL_FILE_NAME))?;
-    let plan: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join(crate::budget::PLAN_FILE))
-            .map_err(|e| SweepError::Results(format!("{}: {e}", dir.display())))?,
-    )
-    .map_err(|e| SweepError::Results(format!("{}: budget.json: {e}", dir.display())))?;
+    let plan_path = dir.join(crate::budget::PLAN_FILE);
+    let bytes = std::fs::read(&plan_path)
+        .map_err(|e| SweepError::Results(format!("{}: {e}", plan_path.display())))?;
+    let plan: serde_json::Value = crate::fsutil::from_checksummed_json(&bytes, false)
+        .map_err(|e| SweepError::Results(format!("{}: {e}", plan_path.display())))?;
     let tokens_per_step = plan["tokens_per_step"].as_u64().unwrap_or(0);
     let step_units = tokens_per_step as f64
         + plan["scored_tokens_per_step"].as_f64().unwrap_or(0.0)

@@ -15,11 +15,14 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
+use crate::fsutil::{from_checksummed_json, to_checksummed_json};
 use crate::model::{GptConfig, Params};
 use crate::rng::Rng;
 
 pub const CHECKPOINT_FORMAT: &str = "syllabus-checkpoint";
-pub const CHECKPOINT_VERSION: u32 = 1;
+/// 2: the manifest carries a checksum of its own content. Version 1 manifests (no checksum)
+/// still load.
+pub const CHECKPOINT_VERSION: u32 = 2;
 const MODEL_FILE: &str = "model.safetensors";
 const OPTIM_FILE: &str = "optimizer.safetensors";
 const MANIFEST_FILE: &str = "manifest.json";
@@ -132,10 +135,9 @@ pub fn save(
         files,
         created_unix: unix_now(),
     };
-    write_synced(
-        &tmp.join(MANIFEST_FILE),
-        &serde_json::to_vec_pretty(&manifest)?,
-    )?;
+    let manifest_bytes = to_checksummed_json(&manifest)
+        .map_err(|e| TrainError::Checkpoint(format!("{MANIFEST_FILE}: {e}")))?;
+    write_synced(&tmp.join(MANIFEST_FILE), &manifest_bytes)?;
     replace_dir(&tmp, &final_path)?;
     prune(&dir, keep_last)?;
     Ok(final_path)
@@ -242,15 +244,20 @@ pub fn load(path: &Path, device: &Device) -> Result<LoadedCheckpoint, TrainError
     let bad = |msg: String| TrainError::Checkpoint(format!("{}: {msg}", path.display()));
     let manifest_path = path.join(MANIFEST_FILE);
     let text = fs::read(&manifest_path).map_err(io_err(&manifest_path))?;
-    let manifest: CheckpointManifest = serde_json::from_slice(&text)
-        .map_err(|e| bad(format!("{MANIFEST_FILE} is not a valid manifest: {e}")))?;
+    // The version decides whether the manifest must carry its checksum (from version 2).
+    let version = serde_json::from_slice::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("format_version").and_then(|v| v.as_u64()))
+        .unwrap_or(0);
+    let manifest: CheckpointManifest = from_checksummed_json(&text, version >= 2)
+        .map_err(|e| bad(format!("{MANIFEST_FILE} {e}")))?;
     if manifest.format != CHECKPOINT_FORMAT {
         return Err(bad(format!(
             "not a syllabus checkpoint (format {:?})",
             manifest.format
         )));
     }
-    if manifest.format_version != CHECKPOINT_VERSION {
+    if !(1..=CHECKPOINT_VERSION).contains(&manifest.format_version) {
         return Err(bad(format!(
             "format version {} is not supported (this build reads {CHECKPOINT_VERSION})",
             manifest.format_version

@@ -7,6 +7,7 @@ mod data_setup;
 mod device;
 pub mod eval;
 mod report;
+mod resume;
 mod run_dir;
 mod session;
 pub mod step;
@@ -61,15 +62,15 @@ pub enum TrainError {
     #[error("parameter {0} received no gradient (an op in the model does not backpropagate)")]
     NoGradient(String),
     #[error(
-        "{skips} consecutive steps had a non-finite loss or gradient norm (last: loss {loss}, \
-         grad norm {grad_norm}) at step {step}; stopped. The weights are untouched by those \
-         steps; the last good state is saved in {checkpoint}"
+        "{skips} consecutive updates were skipped, the last at step {step} because {reason}; \
+         stopped. The weights and the ledger are untouched by those steps; the last good state \
+         is saved in {checkpoint}"
     )]
     NonFinite {
         skips: u32,
         step: u64,
-        loss: f64,
-        grad_norm: f64,
+        /// What was non-finite (loss or gradient norm), with the values.
+        reason: String,
         checkpoint: String,
     },
 }

@@ -228,8 +228,10 @@ impl Reporter {
         console::print_line(
             &self.bar,
             &format!(
-                "step {}: non-finite loss {} or grad norm {}: update skipped ({} in a row)",
-                s.state.step, out.loss, out.grad_norm, s.state.consecutive_skips
+                "step {}: update skipped because {} ({} in a row); the ledger is not updated",
+                s.state.step,
+                out.skip_reason().unwrap_or_default(),
+                s.state.consecutive_skips
             ),
         );
         self.logger.scalar(

@@ -9,14 +9,15 @@ use candle_core::Device;
 
 use super::checkpoint::{self, TrainState};
 use super::data_setup::load_data;
-use super::{load_batch, run_dir, select_device, TrainError};
+use super::resume::{load_for_resume, run_id};
+use super::{load_batch, run_dir, select_device, TrainError, TrainOptions};
 use crate::budget::{
     self, Activity, BudgetMeter, BudgetPlan, BudgetUsage, ReferenceSource, ThroughputReference,
 };
 use crate::config::Config;
 use crate::data::{Blocks, PreparedData};
 use crate::eval::SuiteOptions;
-use crate::fsutil::DirLock;
+use crate::fsutil::{from_checksummed_json, to_checksummed_json, DirLock};
 use crate::ledger::{Ledger, LedgerRead, LEDGER_FILE};
 use crate::model::{Gpt, GptConfig, Params};
 use crate::optim::{AdamW, AdamWParams};
@@ -51,9 +52,9 @@ impl Session {
     pub fn open(
         config: &Config,
         registry: &Registry,
-        resume: bool,
-        overwrite: bool,
+        opts: &TrainOptions,
     ) -> Result<Self, TrainError> {
+        let (resume, overwrite) = (opts.resume, opts.overwrite);
         let config_toml = config.to_toml();
         // Everything that can fail on bad input is checked before the run directory is
         // touched, so a failed start leaves no half-made run behind.
@@ -87,8 +88,9 @@ impl Session {
         // --overwrite) stops here, before it reads or replaces anything.
         let lock = DirLock::acquire(&run_dir, "train")?;
         run_dir::prepare(&run_dir, &config_toml, resume, overwrite)?;
-        if !resume {
-            write_budget_files(&run_dir, &plan)?;
+        match resume {
+            false => write_budget_files(&run_dir, &plan)?,
+            true => refresh_budget_file(&run_dir, &plan)?,
         }
 
         let optimizer = AdamW::new(
@@ -96,17 +98,23 @@ impl Session {
             AdamWParams::from_config(&config.optim),
             config.perf.kernels,
         )?;
-        let checkpoint = match resume {
-            true => Some(checkpoint::latest(&run_dir)?.ok_or_else(|| {
-                TrainError::RunDir(format!("{}: no complete checkpoint", run_dir.display()))
-            })?),
+        // A resume verifies the whole checkpoint (manifest, every file's checksum, tensors,
+        // config, ledger snapshot) before anything in the run directory is replaced.
+        let loaded = match resume {
+            true => Some(load_for_resume(
+                &run_dir,
+                opts,
+                &device,
+                &gpt_config,
+                &config_toml,
+            )?),
             false => None,
         };
         let live = run_dir.join(LEDGER_FILE);
-        let ledger = match &checkpoint {
+        let ledger = match &loaded {
             // The live ledger may hold steps after the checkpoint (a crash): replace it with the
             // checkpoint's snapshot so ledger and weights describe the same step.
-            Some(path) => Ledger::restore_from(&path.join(checkpoint::LEDGER_SNAPSHOT), &live)?,
+            Some(c) => Ledger::restore_from(&c.path.join(checkpoint::LEDGER_SNAPSHOT), &live)?,
             None => Ledger::create_for_blocks(
                 &live,
                 &train_blocks,
@@ -143,32 +151,17 @@ impl Session {
             resumed_from: None,
             _lock: lock,
         };
-        if let Some(path) = checkpoint {
-            session.restore(path)?;
+        if let Some(loaded) = loaded {
+            session.restore(loaded)?;
             session.budget = BudgetMeter::new(plan, session.state.budget.clone());
         }
         Ok(session)
     }
 
-    fn restore(&mut self, path: PathBuf) -> Result<(), TrainError> {
-        let loaded = checkpoint::load(&path, &self.device)?;
-        if loaded.manifest.model != self.gpt_config {
-            return Err(TrainError::Checkpoint(format!(
-                "{}: model shape {:?} differs from the config's {:?}",
-                path.display(),
-                loaded.manifest.model,
-                self.gpt_config
-            )));
-        }
-        let expected = run_id(&self.config_toml);
-        if self.ledger.run_id() != expected {
-            return Err(TrainError::Checkpoint(format!(
-                "{}: the ledger snapshot belongs to another run (run id {:#x}, expected \
-                 {expected:#x})",
-                path.display(),
-                self.ledger.run_id()
-            )));
-        }
+    /// Takes over the weights, optimizer and state of a checkpoint already verified by
+    /// [`load_for_resume`].
+    fn restore(&mut self, loaded: checkpoint::LoadedCheckpoint) -> Result<(), TrainError> {
+        let path = loaded.path;
         let state = loaded.manifest.state;
         self.policy
             .restore_state(&state.data_cursor, &self.ledger)?;
@@ -313,16 +306,34 @@ fn write_budget_files(run_dir: &Path, plan: &BudgetPlan) -> Result<(), TrainErro
     if let Some(r) = &plan.reference {
         r.write(&run_dir.join(budget::REFERENCE_FILE))?;
     }
-    let path = run_dir.join(budget::PLAN_FILE);
-    let text = serde_json::to_string_pretty(plan)? + "\n";
-    crate::fsutil::write_atomic(&path, text.as_bytes())
-        .map_err(|source| TrainError::Io { path, source })
+    write_plan(&run_dir.join(budget::PLAN_FILE), &plan_bytes(plan)?)
 }
 
-/// FNV-1a of the resolved config: identifies which run a ledger belongs to, and is the same
-/// for two runs of the same config (so their ledgers can be compared byte for byte).
-fn run_id(config_toml: &str) -> u64 {
-    config_toml.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+/// On resume, `budget.json` must be the plan the run computes again from its config and saved
+/// reference (it is derived state, read by `sweep`): a missing, corrupt or stale file is
+/// rewritten, and the rewrite is reported.
+fn refresh_budget_file(run_dir: &Path, plan: &BudgetPlan) -> Result<(), TrainError> {
+    let path = run_dir.join(budget::PLAN_FILE);
+    let current = plan_bytes(plan)?;
+    let why = match std::fs::read(&path) {
+        Ok(bytes) if bytes == current => return Ok(()),
+        Ok(bytes) => match from_checksummed_json::<serde_json::Value>(&bytes, true) {
+            Err(e) => e.to_string(),
+            Ok(_) => "differs from the plan the config gives".to_string(),
+        },
+        Err(e) => e.to_string(),
+    };
+    eprintln!("{}: {why}; rewritten from the config", path.display());
+    write_plan(&path, &current)
+}
+
+fn plan_bytes(plan: &BudgetPlan) -> Result<Vec<u8>, TrainError> {
+    to_checksummed_json(plan).map_err(|e| TrainError::RunDir(format!("budget plan: {e}")))
+}
+
+fn write_plan(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    crate::fsutil::write_atomic(path, bytes).map_err(|source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
     })
 }

@@ -36,6 +36,20 @@ pub struct StepOutput {
     pub timings: StepTimings,
 }
 
+impl StepOutput {
+    /// Why the update was skipped, in words; `None` when it was applied.
+    pub fn skip_reason(&self) -> Option<String> {
+        match (self.loss.is_finite(), self.grad_norm.is_finite()) {
+            _ if self.applied => None,
+            (false, _) => Some(format!("the loss is {}", self.loss)),
+            (true, _) => Some(format!(
+                "the gradient norm is {} (loss {:.4})",
+                self.grad_norm, self.loss
+            )),
+        }
+    }
+}
+
 /// Runs one step over `micro_batches` (inputs, targets), each `[B, T]`, timing its phases
 /// as `timing` says.
 pub fn train_step(

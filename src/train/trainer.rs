@@ -18,6 +18,9 @@ use crate::sampling::Registry;
 pub struct TrainOptions {
     /// Continue from the newest complete checkpoint in the run directory.
     pub resume: bool,
+    /// With `resume`: continue from this checkpoint directory instead of the newest (newer
+    /// checkpoints of the run are then set aside as `checkpoints/.superseded_step_*`).
+    pub resume_from: Option<PathBuf>,
     /// Replace a different run found in the run directory.
     pub overwrite: bool,
     /// Stop (with a checkpoint) after this optimizer step, as if interrupted; the schedule is
@@ -64,7 +67,7 @@ pub fn train_with_registry(
     registry: &Registry,
 ) -> Result<TrainSummary, TrainError> {
     let wall = Instant::now();
-    let mut s = Session::open(config, registry, opts.resume, opts.overwrite)?;
+    let mut s = Session::open(config, registry, opts)?;
     let (gpt, gpt_eval) = s.models()?;
     let mut report = Reporter::start(&s)?;
     let micro = config.train.batch_size;
@@ -100,7 +103,12 @@ pub fn train_with_registry(
             hp,
             Timing::Queued,
         )?;
-        s.record_losses(&sel.ids, &out.per_sequence)?;
+        // A skipped update trained nothing: its losses stay out of the ledger (they would
+        // count the blocks as trained and steer loss-based policies with a diverged model's
+        // numbers), and the policy does not observe them.
+        if out.applied {
+            s.record_losses(&sel.ids, &out.per_sequence)?;
+        }
         // Scoring runs on the updated weights (the ones the next step trains) and is charged.
         let scored = match sel.score.is_empty() {
             true => 0,
@@ -122,8 +130,7 @@ pub fn train_with_registry(
                 return Err(TrainError::NonFinite {
                     skips: s.state.consecutive_skips,
                     step: s.state.step,
-                    loss: out.loss,
-                    grad_norm: out.grad_norm,
+                    reason: out.skip_reason().unwrap_or_default(),
                     checkpoint: path.display().to_string(),
                 });
             }
