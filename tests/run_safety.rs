@@ -46,8 +46,12 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
 fn a_second_writer_on_a_live_directory_is_refused_naming_the_holder() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let cfg = common::tiny_config(d, 3, "");
-    train(&cfg, &TrainOptions::default()).unwrap();
+    let cfg = common::tiny_config(d, 6, "");
+    let stop = TrainOptions {
+        stop_after: Some(3),
+        ..Default::default()
+    };
+    train(&cfg, &stop).unwrap();
     let run = cfg.run.run_dir();
     std::fs::write(d.join("c.toml"), cfg.to_toml()).unwrap();
 

@@ -196,6 +196,7 @@ fn write_sample_run(dir: &Path) {
         LoggerOptions {
             tensorboard: true,
             jsonl: true,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -311,6 +312,7 @@ fn two_loggers_same_dir_same_second_get_distinct_files() {
     let opts = LoggerOptions {
         tensorboard: true,
         jsonl: false,
+        ..Default::default()
     };
     let mut a = MetricsLogger::open(dir.path(), opts).unwrap();
     let mut b = MetricsLogger::open(dir.path(), opts).unwrap();

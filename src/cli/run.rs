@@ -9,7 +9,7 @@ use syllabus::data::{self, Gpt2Tokenizer, PrepareOptions};
 use syllabus::generate::{generate, SampleOptions};
 use syllabus::model::Gpt;
 use syllabus::rng::Rng;
-use syllabus::train::{checkpoint, select_device, train, TrainOptions};
+use syllabus::train::{checkpoint, select_device, train, TrainError, TrainOptions};
 
 use super::{load_config, ConfigArgs};
 
@@ -98,15 +98,19 @@ pub(super) fn prepare(a: PrepareArgs) -> Result<()> {
 
 pub(super) fn train_cmd(a: TrainArgs) -> Result<()> {
     let config = load_config(&a.config)?;
-    let summary = train(
-        &config,
-        &TrainOptions {
-            resume: a.resume || a.resume_from.is_some(),
-            resume_from: a.resume_from,
-            overwrite: a.overwrite,
-            stop_after: a.stop_after,
-        },
-    )?;
+    let opts = TrainOptions {
+        resume: a.resume || a.resume_from.is_some(),
+        resume_from: a.resume_from,
+        overwrite: a.overwrite,
+        stop_after: a.stop_after,
+    };
+    let summary = match train(&config, &opts) {
+        Err(e @ TrainError::AlreadyFinished { .. }) => {
+            println!("{e}");
+            return Ok(());
+        }
+        other => other?,
+    };
     println!(
         "final val loss {:.4} (ppl {:.2}); unigram baseline {:.4}; run dir {}",
         summary.final_eval.loss,
@@ -130,8 +134,11 @@ pub(super) fn sample(a: SampleArgs) -> Result<()> {
     if prompt.is_empty() {
         prompt.push(data::EOT_TOKEN); // unconditional sample: start from a document boundary
     }
-    if a.temperature <= 0.0 {
-        bail!("--temperature must be > 0, got {}", a.temperature);
+    if !(a.temperature > 0.0 && a.temperature.is_finite()) {
+        bail!(
+            "--temperature must be a finite number > 0, got {}",
+            a.temperature
+        );
     }
     let opts = SampleOptions {
         max_new_tokens: a.tokens,

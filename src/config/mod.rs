@@ -5,6 +5,7 @@
 //! reporting every problem together with its field path.
 
 mod overrides;
+mod resources;
 mod sampling;
 mod schema;
 mod validate;

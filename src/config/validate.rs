@@ -13,11 +13,23 @@ impl Config {
         self.check_run(&mut p);
         self.check_data(&mut p);
         match self.model.resolve() {
-            Ok(gpt) => self.check_model(&gpt, &mut p),
+            Ok(gpt) => {
+                self.check_model(&gpt, &mut p);
+                self.check_resources(&gpt, &mut p);
+            }
             Err(missing) => p.extend(missing),
         }
         self.check_optim(&mut p);
         self.check_train(&mut p);
+        for name in self.sampling.params.keys() {
+            if *name != self.sampling.policy {
+                p.push(format!(
+                    "[sampling.{name}] is given but sampling.policy = {:?}: the table would be \
+                     ignored; remove it or select policy = {name:?}",
+                    self.sampling.policy
+                ));
+            }
+        }
         p.extend(self.budget.problems());
         p.extend(self.perf.problems());
         self.check_eval_suite(&mut p);
@@ -46,12 +58,26 @@ impl Config {
                 self.run.device
             ));
         }
-        if self.run.name.is_empty() {
-            p.push("run.name must not be empty".into());
+        match &self.run.out_dir {
+            Some(dir) if dir.as_os_str().is_empty() => p.push(
+                "run.out_dir is empty: give a directory (an empty one would put the run's files \
+                 in the current directory)"
+                    .into(),
+            ),
+            Some(_) => {}
+            None if !crate::fsutil::is_safe_name(&self.run.name) => p.push(format!(
+                "run.name {:?} names the run directory runs/<name>: use letters, digits, '.', \
+                 '_', '-' only (not starting with '.'), or set run.out_dir",
+                self.run.name
+            )),
+            None => {}
         }
     }
 
     fn check_data(&self, p: &mut Vec<String>) {
+        if self.data.prepared_dir.as_os_str().is_empty() {
+            p.push("data.prepared_dir is empty: give the prepared data's directory".into());
+        }
         let f = self.data.val_fraction;
         if !(0.0..1.0).contains(&f) {
             p.push(format!("data.val_fraction must be in [0, 1), got {f}"));

@@ -93,6 +93,7 @@ pub fn evaluate_checkpoint(
         LoggerOptions {
             tensorboard: config.logging.tensorboard,
             jsonl: config.logging.jsonl,
+            ..Default::default()
         },
     )?;
     log_scalars(&mut logger, &report, step);

@@ -16,6 +16,17 @@ pub use lock::{DirLock, LockError, LOCK_FILE};
 
 use std::path::{Path, PathBuf};
 
+/// Whether `name` can be used as one file or directory name inside a folder the program owns:
+/// non-empty, letters, digits, `.`, `_`, `-` only, and not `.`/`..` or hidden (no path
+/// separator can then take it elsewhere).
+pub fn is_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 /// Writes `bytes` to `path` via `.<name>.tmp` and a rename; on error the old file is intact.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = temp_path(path);
@@ -31,6 +42,26 @@ fn temp_path(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn safe_names_cannot_leave_their_folder() {
+        for ok in ["tiny", "gpt2-124m", "lfr_drop.5", "s1"] {
+            assert!(is_safe_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../../../escape",
+            "a/b",
+            "a\\b",
+            ".hidden",
+            "x y",
+            "é",
+        ] {
+            assert!(!is_safe_name(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn replaces_the_file_and_leaves_no_temp_behind() {

@@ -10,7 +10,8 @@
 //!   live in the TensorBoard file).
 //!
 //! `wall_time` is Unix seconds as a float. The file is opened in append mode so
-//! a resumed run continues the same file.
+//! a resumed run continues the same file, after [`truncate_after`] has dropped what the
+//! interrupted run logged past its checkpoint (and a half-written last line).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -55,6 +56,35 @@ struct HistogramSummary {
     mean: f64,
     std: f64,
     num: f64,
+}
+
+/// Keeps the lines of `dir/metrics.jsonl` up to and including `step`, dropping later steps
+/// (logged by a run that died after its last checkpoint and will log them again when resumed)
+/// and a last line cut short by the crash. Rewritten through a temp file; a missing file is
+/// fine.
+pub fn truncate_after(dir: &Path, step: u64) -> io::Result<()> {
+    let path = dir.join(JSONL_FILE_NAME);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let keep = |line: &str| {
+        serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
+            .is_some_and(|s| s <= step)
+    };
+    let mut kept = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if line.ends_with('\n') && keep(line.trim_end()) {
+            kept.push_str(line);
+        }
+    }
+    if kept.len() == text.len() {
+        return Ok(());
+    }
+    crate::fsutil::write_atomic(&path, kept.as_bytes())
 }
 
 /// Appends metric lines to `metrics.jsonl` through a buffer.

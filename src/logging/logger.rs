@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::histogram::Histogram;
-use super::jsonl::JsonlWriter;
+use super::jsonl::{truncate_after, JsonlWriter};
 use super::sink::MetricsSink;
 use super::tensorboard::{unix_time, TensorBoardWriter};
 use super::worker::{panic_message, writer_thread, Metric, MetricValue, Record, Shared, Writers};
@@ -24,6 +24,9 @@ const QUEUE_CAPACITY: usize = 1 << 16;
 pub struct LoggerOptions {
     pub tensorboard: bool,
     pub jsonl: bool,
+    /// A resumed run's checkpoint step: lines logged after it are dropped from
+    /// `metrics.jsonl`, and the new TensorBoard file tells TensorBoard to drop them too.
+    pub resumed_at: Option<u64>,
 }
 
 impl Default for LoggerOptions {
@@ -31,6 +34,7 @@ impl Default for LoggerOptions {
         Self {
             tensorboard: true,
             jsonl: true,
+            resumed_at: None,
         }
     }
 }
@@ -57,8 +61,14 @@ impl MetricsLogger {
             source,
         };
         std::fs::create_dir_all(run_dir).map_err(io_err)?;
-        let tb = opts.tensorboard.then(|| TensorBoardWriter::create(run_dir));
+        let mut tb = opts.tensorboard.then(|| TensorBoardWriter::create(run_dir));
+        if let (Some(Ok(tb)), Some(step)) = (&mut tb, opts.resumed_at) {
+            tb.restart_at(step + 1, unix_time()).map_err(io_err)?;
+        }
         let tb = tb.transpose().map_err(io_err)?;
+        if let (true, Some(step)) = (opts.jsonl, opts.resumed_at) {
+            truncate_after(run_dir, step).map_err(io_err)?;
+        }
         let jsonl = opts.jsonl.then(|| JsonlWriter::open(run_dir));
         let jsonl = jsonl.transpose().map_err(io_err)?;
 
@@ -209,6 +219,7 @@ mod tests {
         let opts = LoggerOptions {
             tensorboard: false,
             jsonl: false,
+            ..Default::default()
         };
         let mut logger = MetricsLogger::open(dir.path(), opts).unwrap();
         logger.scalar("x", 1.0, 0);

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use protobuf::{Message, RepeatedField};
-use tensorboard_proto::event::Event;
+use tensorboard_proto::event::{Event, SessionLog, SessionLog_SessionStatus};
 use tensorboard_proto::summary::{Summary, SummaryMetadata, Summary_Value};
 use tensorboard_proto::tensor::TensorProto;
 use tensorboard_proto::tensor_shape::TensorShapeProto;
@@ -56,6 +56,19 @@ impl TensorBoardWriter {
         // Make the file recognisable to a running TensorBoard immediately.
         writer.flush()?;
         Ok(writer)
+    }
+
+    /// Marks a restart at `step` (a resumed run): TensorBoard then discards the events of
+    /// earlier files at steps >= `step`, logged past the checkpoint by the interrupted run,
+    /// instead of drawing them twice.
+    pub fn restart_at(&mut self, step: u64, wall_time: f64) -> io::Result<()> {
+        let mut log = SessionLog::new();
+        log.set_status(SessionLog_SessionStatus::START);
+        let mut event = Event::new();
+        event.set_wall_time(wall_time);
+        event.set_step(step as i64);
+        event.set_session_log(log);
+        self.write_event(&event)
     }
 
     /// Path of the event file being written.

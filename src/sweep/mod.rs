@@ -21,7 +21,7 @@ pub use summary::{final_rows, mean_std, render as render_summary};
 use std::path::{Path, PathBuf};
 
 use crate::fsutil::DirLock;
-use crate::train::{checkpoint, train, TrainOptions};
+use crate::train::{checkpoint, train, TrainError, TrainOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
@@ -115,6 +115,7 @@ fn run_one(run: &RunSpec) -> RunOutcome {
     match train(&run.config, &opts) {
         Ok(_) if resume => RunOutcome::Resumed,
         Ok(_) => RunOutcome::Started,
+        Err(TrainError::AlreadyFinished { .. }) => RunOutcome::Skipped,
         Err(e) => RunOutcome::Failed(e.to_string()),
     }
 }
@@ -137,7 +138,7 @@ fn config_changed(run_dir: &Path, config_toml: &str) -> Option<String> {
 /// A run is finished when its `summary.json` records why training ended (an interrupted run
 /// records `"stop": null`).
 fn finished(run_dir: &Path) -> bool {
-    std::fs::read_to_string(run_dir.join("summary.json"))
+    std::fs::read_to_string(run_dir.join(crate::train::SUMMARY_FILE))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .is_some_and(|v| !v["stop"].is_null())

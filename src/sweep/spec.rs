@@ -31,6 +31,7 @@ use serde::Deserialize;
 use super::SweepError;
 use crate::budget::BudgetConfig;
 use crate::config::Config;
+use crate::fsutil::is_safe_name;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,11 +115,32 @@ impl SweepSpec {
 
     fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
-        if self.name.is_empty() || self.name.contains(['/', '\\']) {
+        if !is_safe_name(&self.name) {
             p.push(format!(
-                "name {:?} must be a non-empty file name",
+                "name {:?} must be a plain folder name (letters, digits, '.', '_', '-'; not \
+                 starting with '.')",
                 self.name
             ));
+        }
+        // Axis keys become parts of run directory names.
+        let keys = (self.models.keys().map(|k| ("models", k)))
+            .chain(self.budgets.keys().map(|k| ("budgets", k)))
+            .chain(self.policies.keys().map(|k| ("policies", k)));
+        for (axis, key) in keys {
+            if !is_safe_name(key) {
+                p.push(format!(
+                    "{axis}.{key:?}: a label must be a plain name (letters, digits, '.', '_', \
+                     '-'; not starting with '.'): it names the runs' directories"
+                ));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in &self.seeds {
+            if !seen.insert(seed) {
+                p.push(format!(
+                    "seeds: {seed} is listed twice (two runs would share a directory)"
+                ));
+            }
         }
         for (axis, empty) in [
             ("seeds", self.seeds.is_empty()),

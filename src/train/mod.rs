@@ -22,6 +22,9 @@ pub use trainer::{train, train_with_registry, TrainOptions, TrainSummary};
 
 use std::path::PathBuf;
 
+/// The end-of-run summary in the run directory; its presence marks a finished run.
+pub const SUMMARY_FILE: &str = "summary.json";
+
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error(transparent)]
@@ -55,6 +58,13 @@ pub enum TrainError {
     Checkpoint(String),
     #[error("run directory {0}")]
     RunDir(String),
+    /// `--resume` of a run whose budget is spent: nothing to do (the CLI says so and exits 0).
+    #[error("{}: the run already finished at step {step} ({reason}); nothing to resume", run_dir.display())]
+    AlreadyFinished {
+        run_dir: PathBuf,
+        step: u64,
+        reason: String,
+    },
     #[error("device: {0}")]
     Device(String),
     #[error("data: {0}")]

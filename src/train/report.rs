@@ -67,6 +67,7 @@ impl Reporter {
             LoggerOptions {
                 tensorboard: c.logging.tensorboard,
                 jsonl: c.logging.jsonl,
+                resumed_at: s.resumed_from.as_ref().map(|_| s.state.step),
             },
         )?;
         let rows = c.table_rows();
@@ -382,7 +383,7 @@ impl Reporter {
             u.wall.logging / 3600.0,
             u.wall.calibration / 3600.0,
         );
-        let path = summary.run_dir.join("summary.json");
+        let path = summary.run_dir.join(super::SUMMARY_FILE);
         let json = serde_json::to_vec_pretty(summary)?;
         std::fs::write(&path, json).map_err(|source| TrainError::Io { path, source })?;
         self.logger.close()?;

@@ -114,7 +114,7 @@ fn clear(dir: &Path) -> Result<(), TrainError> {
         let ours = name.starts_with("events.out.tfevents.")
             || matches!(
                 name,
-                "metrics.jsonl" | CONFIG_FILE | "summary.json" | crate::eval::EVAL_FILE
+                "metrics.jsonl" | CONFIG_FILE | super::SUMMARY_FILE | crate::eval::EVAL_FILE
             );
         if ours {
             fs::remove_file(&path).map_err(rm_err(&path))?;

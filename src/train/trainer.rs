@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::report::Reporter;
 use super::step::train_step;
+use super::SUMMARY_FILE;
 use super::{load_batch, EvalResult, Session, TrainError};
 use crate::budget::{Activity, BudgetUsage, StopReason};
 use crate::config::Config;
@@ -67,7 +68,31 @@ pub fn train_with_registry(
     registry: &Registry,
 ) -> Result<TrainSummary, TrainError> {
     let wall = Instant::now();
+    if opts.stop_after == Some(0) {
+        return Err(TrainError::RunDir(
+            "--stop-after must be a step >= 1 (0 would never stop)".into(),
+        ));
+    }
     let mut s = Session::open(config, registry, opts)?;
+    // Finished means the budget is spent and the end-of-run work (final evaluation, eval
+    // suite, summary.json) is done; a run killed during that work completes it on resume.
+    let summary_written = config.run.run_dir().join(SUMMARY_FILE).exists();
+    if let (Some(reason), true) = (
+        s.budget.stop_reason(s.state.step),
+        opts.resume && summary_written,
+    ) {
+        return Err(TrainError::AlreadyFinished {
+            run_dir: config.run.run_dir(),
+            step: s.state.step,
+            reason: format!("{reason:?}"),
+        });
+    }
+    if let Some(n) = opts.stop_after.filter(|&n| n <= s.state.step) {
+        return Err(TrainError::RunDir(format!(
+            "--stop-after {n} is not after the run's current step {}",
+            s.state.step
+        )));
+    }
     let (gpt, gpt_eval) = s.models()?;
     let mut report = Reporter::start(&s)?;
     let micro = config.train.batch_size;
