@@ -138,8 +138,8 @@ fn bench(path: &Path, what: &str) {
         size / 1e9
     );
     println!(
-        "  open, cached:   {:8.3} s  {:6.2} GB/s  -> {:7.1} s per 1e10 tokens",
-        warm,
+        "  open, cached:    {:9.1} ms  {:6.2} GB/s  -> {:7.1} s per 1e10 tokens",
+        warm * 1e3,
         size / 1e9 / warm,
         per_token(warm) * PROJECT_TO
     );
@@ -148,8 +148,9 @@ fn bench(path: &Path, what: &str) {
         let (range_only, _) = warm_open(path);
         set_format(path, 2, crc);
         println!(
-            "  range only (as format 1), cached: {range_only:.3} s: the checksum adds {:.3} s",
-            warm - range_only
+            "  range only (as format 1), cached: {:.1} ms: the checksum adds {:.1} ms",
+            range_only * 1e3,
+            (warm - range_only) * 1e3
         );
     }
     evict(path);
@@ -157,8 +158,8 @@ fn bench(path: &Path, what: &str) {
     TokenStore::open(path).expect("open");
     let cold = t.elapsed().as_secs_f64();
     println!(
-        "  open, from disk: {:8.3} s  {:6.2} GB/s  -> {:7.1} s per 1e10 tokens",
-        cold,
+        "  open, from disk: {:9.1} ms  {:6.2} GB/s  -> {:7.1} s per 1e10 tokens",
+        cold * 1e3,
         size / 1e9 / cold,
         per_token(cold) * PROJECT_TO
     );

@@ -260,13 +260,13 @@ impl TokenStore {
 
     /// The first id >= vocab_size in `bytes` (whole tokens) and its index there.
     fn first_out_of_range(&self, bytes: &[u8]) -> Option<(usize, u32)> {
+        let limit = self.vocab_size;
+        // The maximum first (vectorised); the position search runs only on failure.
         match self.dtype {
-            Dtype::U16 => first_at_least::<2>(bytes, self.vocab_size, |c| {
-                u16::from_le_bytes([c[0], c[1]]) as u32
-            }),
-            Dtype::U32 => first_at_least::<4>(bytes, self.vocab_size, |c| {
-                u32::from_le_bytes([c[0], c[1], c[2], c[3]])
-            }),
+            Dtype::U16 if max_u16(bytes) < limit => None,
+            Dtype::U32 if max_u32(bytes) < limit => None,
+            Dtype::U16 => first_at_least(bytes.chunks_exact(2).map(|c| u16_at(c, 0) as u32), limit),
+            Dtype::U32 => first_at_least(bytes.chunks_exact(4).map(|c| u32_at(c, 0)), limit),
         }
     }
 }
@@ -275,21 +275,47 @@ impl TokenStore {
 /// and its first out-of-range id, as (position in the store, id).
 type ChunkResult = (Option<Hasher>, Option<(usize, u32)>);
 
-/// The first `W`-byte id decoded by `decode` that is >= `limit`, with its index.
-fn first_at_least<const W: usize>(
-    bytes: &[u8],
-    limit: u32,
-    decode: impl Fn(&[u8]) -> u32,
-) -> Option<(usize, u32)> {
-    // max() vectorizes; the position search runs only on failure.
-    if bytes.chunks_exact(W).map(&decode).max().unwrap_or(0) < limit {
-        return None;
+fn u16_at(b: &[u8], i: usize) -> u16 {
+    u16::from_le_bytes([b[i], b[i + 1]])
+}
+
+fn u32_at(b: &[u8], i: usize) -> u32 {
+    u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
+}
+
+// The two maxima run over 64-byte blocks with one accumulator per lane, which the compiler
+// turns into packed max instructions: an iterator `max()` over `chunks_exact(2)` measured 4x
+// slower, as slow as the rest of opening a store put together.
+
+/// The largest little-endian u16 in `bytes` (a whole number of ids), as u32.
+fn max_u16(bytes: &[u8]) -> u32 {
+    let mut lanes = [0u16; 32];
+    let mut blocks = bytes.chunks_exact(64);
+    for block in &mut blocks {
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            *lane = (*lane).max(u16_at(block, 2 * i));
+        }
     }
-    bytes
-        .chunks_exact(W)
-        .map(decode)
-        .enumerate()
-        .find(|&(_, t)| t >= limit)
+    let tail = blocks.remainder().chunks_exact(2).map(|c| u16_at(c, 0));
+    lanes.into_iter().chain(tail).max().unwrap_or(0) as u32
+}
+
+/// The largest little-endian u32 in `bytes` (a whole number of ids).
+fn max_u32(bytes: &[u8]) -> u32 {
+    let mut lanes = [0u32; 16];
+    let mut blocks = bytes.chunks_exact(64);
+    for block in &mut blocks {
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            *lane = (*lane).max(u32_at(block, 4 * i));
+        }
+    }
+    let tail = blocks.remainder().chunks_exact(4).map(|c| u32_at(c, 0));
+    lanes.into_iter().chain(tail).max().unwrap_or(0)
+}
+
+/// The first of `ids` that is >= `limit`, with its index.
+fn first_at_least(ids: impl Iterator<Item = u32>, limit: u32) -> Option<(usize, u32)> {
+    ids.enumerate().find(|&(_, t)| t >= limit)
 }
 
 #[cfg(test)]
