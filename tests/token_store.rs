@@ -120,12 +120,12 @@ fn header_corruption_and_truncation_are_detected() {
     assert!(reserved.contains("header checksum mismatch"), "{reserved}");
     // A well-formed header from a future version (valid checksum) gets a version message.
     let version = variant("version.bin", &|b| {
-        b[8..12].copy_from_slice(&2u32.to_le_bytes());
+        b[8..12].copy_from_slice(&3u32.to_le_bytes());
         let crc = crc32fast::hash(&b[..60]);
         b[60..64].copy_from_slice(&crc.to_le_bytes());
     });
     assert!(
-        version.contains("unsupported format version 2 (this build supports version 1)"),
+        version.contains("unsupported format version 3 (this build supports versions 1 to 2)"),
         "{version}"
     );
     let trunc = variant("trunc.bin", &|b| {
@@ -151,6 +151,14 @@ fn body_token_out_of_range_is_detected_at_open() {
     write_store(&p, &[1, 2, 3]);
     let mut b = std::fs::read(&p).expect("read");
     b[66..68].copy_from_slice(&60_000u16.to_le_bytes()); // token 1 := 60000 >= 50257
+    std::fs::write(&p, &b).expect("write");
+    let msg = open_err(&p);
+    assert!(msg.contains("content checksum mismatch"), "{msg}");
+    // With both checksums made to match (a foreign writer), the range check still catches it.
+    let crc = crc32fast::hash(&b[64..]);
+    b[40..44].copy_from_slice(&crc.to_le_bytes());
+    let crc = crc32fast::hash(&b[..60]);
+    b[60..64].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&p, &b).expect("write");
     let msg = open_err(&p);
     assert!(msg.contains("token id 60000 at position 1"), "{msg}");

@@ -26,6 +26,10 @@ struct Cli {
 enum Command {
     /// Tokenize text (.txt, .jsonl, .gz, directories) into a memory-mapped token store.
     Prepare(run::PrepareArgs),
+    /// Check a prepared-data directory completely: manifest checksum, every token store and
+    /// document index (header, length, content checksum, token range) against the manifest.
+    /// One line per file; exit status 1 if any fails.
+    Verify(run::VerifyArgs),
     /// Train a GPT-2 model from a TOML config.
     Train(run::TrainArgs),
     /// Generate text from a run's newest checkpoint.
@@ -51,6 +55,7 @@ enum Command {
 pub fn run() -> Result<()> {
     match Cli::parse().command {
         Command::Prepare(a) => run::prepare(a),
+        Command::Verify(a) => run::verify(a),
         Command::Train(a) => run::train_cmd(a),
         Command::Sample(a) => run::sample(a),
         Command::Bench(a) => perf::bench_cmd(a),

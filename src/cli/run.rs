@@ -1,11 +1,11 @@
-//! `prepare`, `train`, `sample`: data in, model out.
+//! `prepare`, `verify`, `train`, `sample`: data in, model out.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
 
-use syllabus::data::{self, Gpt2Tokenizer, PrepareOptions};
+use syllabus::data::{self, FileStatus, Gpt2Tokenizer, PrepareOptions};
 use syllabus::generate::{generate, SampleOptions};
 use syllabus::model::Gpt;
 use syllabus::rng::Rng;
@@ -33,6 +33,12 @@ pub(super) struct PrepareArgs {
     /// Replace prepared data already in --out.
     #[arg(long)]
     overwrite: bool,
+}
+
+#[derive(Args)]
+pub(super) struct VerifyArgs {
+    /// Prepared-data directory (the `--out` of `prepare`).
+    dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -93,6 +99,36 @@ pub(super) fn prepare(a: PrepareArgs) -> Result<()> {
         m.val.tokens,
         m.val.documents
     );
+    Ok(())
+}
+
+/// One line per file; exit status 1 (through the error) if any file fails.
+pub(super) fn verify(a: VerifyArgs) -> Result<()> {
+    let checks = data::verify_prepared(&a.dir)?;
+    for c in &checks {
+        println!("{c}");
+    }
+    let failed = checks.iter().filter(|c| !c.passed()).count();
+    if failed > 0 {
+        bail!(
+            "{}: {failed} of {} files failed verification",
+            a.dir.display(),
+            checks.len()
+        );
+    }
+    let unchecked = checks
+        .iter()
+        .filter(|c| matches!(c.status, FileStatus::NoChecksum { .. }))
+        .count();
+    if unchecked > 0 {
+        println!(
+            "{}: all {} files pass, {unchecked} of them without a content checksum",
+            a.dir.display(),
+            checks.len()
+        );
+    } else {
+        println!("{}: all {} files ok", a.dir.display(), checks.len());
+    }
     Ok(())
 }
 

@@ -2,16 +2,19 @@
 //! from. Small (12 bytes per document), so it is read fully into memory.
 //!
 //! File layout (little-endian, common header in `header.rs`): num_sources u32 at 12,
-//! doc_count u64 at 24, token_count u64 (of the matching store) at 32, CRC32 of the body u32
-//! at 40, zeros to 60, header CRC32 at 60. Body: doc_count u64 start offsets, then doc_count
-//! u32 source ids. Unlike a token store the body is checksummed: it is tiny, and a corrupted
-//! offset would silently mislabel sources.
+//! doc_count u64 at 24, token_count u64 (of the matching store) at 32, content CRC32 (of the
+//! body) u32 at 40, zeros to 60, header CRC32 at 60. Body: doc_count u64 start offsets, then
+//! doc_count u32 source ids. The body has been checksummed since format 1 (a corrupted offset
+//! would silently mislabel sources), at the offset token stores adopted in their format 2, so
+//! this format needed no new version.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::header::{commit_rename, tmp_path, Header, HEADER_LEN};
+use super::header::{
+    commit_rename, content_crc, content_mismatch, tmp_path, Header, HEADER_LEN, OFF_CONTENT_CRC,
+};
 use super::DataError;
 
 const MAGIC: &[u8; 8] = b"SYLDOCS\0";
@@ -20,7 +23,6 @@ const VERSION: u32 = 1;
 const OFF_SOURCES: usize = 12;
 const OFF_DOCS: usize = 24;
 const OFF_TOKENS: usize = 32;
-const OFF_BODY_CRC: usize = 40;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocIndex {
@@ -151,15 +153,16 @@ impl DocIndex {
         body
     }
 
-    /// Writes `<path>.tmp` (fsynced) and returns its name, for callers that rename several
-    /// files into place together.
-    pub(crate) fn write_tmp(&self, path: &Path) -> Result<PathBuf, DataError> {
+    /// Writes `<path>.tmp` (fsynced) and returns its name and content checksum, for callers
+    /// that rename several files into place together.
+    pub(crate) fn write_tmp(&self, path: &Path) -> Result<(PathBuf, u32), DataError> {
         let body = self.body_bytes();
+        let crc = content_crc(&body);
         let mut h = Header::new(MAGIC, VERSION);
         h.set_u32(OFF_SOURCES, self.num_sources);
         h.set_u64(OFF_DOCS, self.starts.len() as u64);
         h.set_u64(OFF_TOKENS, self.token_count as u64);
-        h.set_u32(OFF_BODY_CRC, crc32fast::hash(&body));
+        h.set_u32(OFF_CONTENT_CRC, crc);
         let tmp = tmp_path(path);
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
@@ -171,18 +174,24 @@ impl DocIndex {
             let _ = std::fs::remove_file(&tmp); // best effort: a partial temp is garbage
             DataError::io(&tmp, e)
         })?;
-        Ok(tmp)
+        Ok((tmp, crc))
     }
 
     /// Writes the index atomically (temp file + rename).
     pub fn write(&self, path: &Path) -> Result<(), DataError> {
-        let tmp = self.write_tmp(path)?;
+        let (tmp, _) = self.write_tmp(path)?;
         commit_rename(&tmp, path)
     }
 
+    /// Reads and fully checks an index: header, length, content checksum, structure.
     pub fn open(path: &Path) -> Result<Self, DataError> {
+        Ok(Self::open_with_crc(path)?.0)
+    }
+
+    /// `open`, also returning the verified content checksum (to cross-check the manifest).
+    pub(crate) fn open_with_crc(path: &Path) -> Result<(Self, u32), DataError> {
         let data = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-        let h = Header::parse(path, &data, MAGIC, KIND, VERSION)?;
+        let h = Header::parse(path, &data, MAGIC, KIND, VERSION..=VERSION)?;
         let docs = h.u64_at(OFF_DOCS);
         let expected = docs
             .checked_mul(12)
@@ -196,10 +205,9 @@ impl DocIndex {
             });
         }
         let body = &data[HEADER_LEN..];
-        if crc32fast::hash(body) != h.u32_at(OFF_BODY_CRC) {
-            return Err(DataError::BodyChecksum {
-                path: path.to_path_buf(),
-            });
+        let (stored, computed) = (h.u32_at(OFF_CONTENT_CRC), content_crc(body));
+        if computed != stored {
+            return Err(content_mismatch(path, KIND, stored, computed));
         }
         // Lengths match `expected` above, so these conversions cannot fail.
         let n = docs as usize;
@@ -214,8 +222,9 @@ impl DocIndex {
             .collect();
         let token_count = h.u64_at(OFF_TOKENS) as usize;
         let num_sources = h.u32_at(OFF_SOURCES);
-        Self::new(starts, sources, token_count, num_sources)
-            .map_err(|e| DataError::invalid(path, e.to_string()))
+        let index = Self::new(starts, sources, token_count, num_sources)
+            .map_err(|e| DataError::invalid(path, e.to_string()))?;
+        Ok((index, stored))
     }
 }
 
@@ -250,7 +259,11 @@ mod tests {
         bytes[HEADER_LEN + 9] ^= 0x40;
         std::fs::write(&path, &bytes).expect("write");
         let err = DocIndex::open(&path).expect_err("corrupt body");
-        assert!(err.to_string().contains("body checksum mismatch"), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("content checksum mismatch") && msg.contains("document index"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -1,14 +1,20 @@
 //! `manifest.json`: what a prepared directory holds, and loading it back with full validation.
+//!
+//! Format 2 carries a top-level `"checksum"` of its own content (`fsutil::to_checksummed_json`)
+//! and the content checksum of every store and index, so an edited field or a swapped file is
+//! detected. Format 1 (earlier builds, neither) still loads.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::{DataError, DocIndex, TokenStore, EOT_TOKEN, GPT2_VOCAB_SIZE};
+use crate::fsutil::{from_checksummed_json, ChecksumError};
 
 pub const MANIFEST_FILE: &str = "manifest.json";
-pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+/// The format this build writes; it reads 1 (no checksums) to this.
+pub const MANIFEST_FORMAT_VERSION: u32 = 2;
 pub const TOKENIZER_NAME: &str = "gpt2 (tiktoken r50k_base)";
 pub(crate) const TRAIN_STORE: &str = "train.bin";
 pub(crate) const VAL_STORE: &str = "val.bin";
@@ -49,6 +55,13 @@ pub struct SplitInfo {
     pub file: String,
     /// Document index file name, relative to the prepared directory.
     pub docs_file: String,
+    /// Content checksum of `file` as its header stores it, `"crc32:xxxxxxxx"`; required from
+    /// format 2, absent in format 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_checksum: Option<String>,
+    /// Content checksum of `docs_file`, like `file_checksum`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docs_file_checksum: Option<String>,
     /// Per source id (same length as `Manifest::sources`).
     pub per_source: Vec<SourceTotals>,
 }
@@ -118,7 +131,8 @@ pub fn load_prepared(dir: &Path) -> Result<PreparedData, DataError> {
     })
 }
 
-fn read_manifest(dir: &Path) -> Result<Manifest, DataError> {
+/// Reads and checks `dir/manifest.json` (version, checksum, schema, internal consistency).
+pub(crate) fn read_manifest(dir: &Path) -> Result<Manifest, DataError> {
     let path = dir.join(MANIFEST_FILE);
     if !path.is_file() {
         return Err(DataError::invalid(
@@ -126,24 +140,47 @@ fn read_manifest(dir: &Path) -> Result<Manifest, DataError> {
             format!("not a prepared data directory (no {MANIFEST_FILE}); run `syllabus prepare`"),
         ));
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| DataError::io(&path, e))?;
+    let bytes = std::fs::read(&path).map_err(|e| DataError::io(&path, e))?;
     // Check the version before the full schema so an older/newer manifest gets a version
     // message rather than a confusing missing-field error.
-    let version = serde_json::from_str::<serde_json::Value>(&text)
+    let version = serde_json::from_slice::<serde_json::Value>(&bytes)
         .map_err(|e| DataError::invalid(&path, format!("invalid JSON: {e}")))?
         .get("format_version")
         .and_then(|v| v.as_u64());
-    if version != Some(MANIFEST_FORMAT_VERSION as u64) {
-        return Err(DataError::UnsupportedVersion {
-            path,
-            found: version.map_or(0, |v| v.min(u32::MAX as u64) as u32),
-            supported: MANIFEST_FORMAT_VERSION,
-        });
-    }
-    let m: Manifest = serde_json::from_str(&text)
-        .map_err(|e| DataError::invalid(&path, format!("invalid manifest: {e}")))?;
+    let version = match version {
+        Some(v) if (1..=MANIFEST_FORMAT_VERSION as u64).contains(&v) => v as u32,
+        _ => {
+            return Err(DataError::UnsupportedVersion {
+                path,
+                found: version.map_or(0, |v| v.min(u32::MAX as u64) as u32),
+                oldest: 1,
+                supported: MANIFEST_FORMAT_VERSION,
+            })
+        }
+    };
+    // Format 1 had no checksum; from format 2 on a missing one means an edit.
+    let m: Manifest = from_checksummed_json(&bytes, version >= 2).map_err(|e| match e {
+        ChecksumError::Json(e) => DataError::invalid(&path, format!("invalid manifest: {e}")),
+        e => DataError::JsonChecksum {
+            path: path.clone(),
+            source: e,
+        },
+    })?;
     check_manifest(&path, &m)?;
     Ok(m)
+}
+
+/// `"crc32:xxxxxxxx"`, the form content checksums take in the manifest.
+pub(crate) fn checksum_field(crc: u32) -> String {
+    format!("crc32:{crc:08x}")
+}
+
+fn parse_checksum_field(field: &str) -> Option<u32> {
+    let hex = field.strip_prefix("crc32:")?;
+    if hex.len() != 8 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(hex, 16).ok()
 }
 
 fn check_manifest(path: &Path, m: &Manifest) -> Result<(), DataError> {
@@ -181,6 +218,24 @@ fn check_manifest(path: &Path, m: &Manifest) -> Result<(), DataError> {
                 return fail(format!("{name}: file name {f:?} is not a plain file name"));
             }
         }
+        for (field, value) in [
+            ("file_checksum", &split.file_checksum),
+            ("docs_file_checksum", &split.docs_file_checksum),
+        ] {
+            match value {
+                None if m.format_version >= 2 => {
+                    return fail(format!(
+                        "{name}.{field} is missing (required from format 2)"
+                    ))
+                }
+                Some(v) if parse_checksum_field(v).is_none() => {
+                    return fail(format!(
+                        "{name}.{field} is {v:?}, not \"crc32:\" and 8 hex digits"
+                    ))
+                }
+                _ => {}
+            }
+        }
     }
     Ok(())
 }
@@ -191,65 +246,120 @@ fn load_split(
     split: &SplitInfo,
     name: &str,
 ) -> Result<(TokenStore, DocIndex), DataError> {
-    let store_path = dir.join(&split.file);
+    let store = TokenStore::open(&dir.join(&split.file))?;
+    check_store(&store, m, split, name)?;
     let docs_path = dir.join(&split.docs_file);
-    let store = TokenStore::open(&store_path)?;
-    let docs = DocIndex::open(&docs_path)?;
-    let mismatch = |path: &PathBuf, what: String| {
-        Err(DataError::invalid(
-            path,
-            format!("{what}; the prepared data is inconsistent, re-run prepare with --overwrite"),
-        ))
+    let (docs, docs_crc) = DocIndex::open_with_crc(&docs_path)?;
+    check_docs(&docs_path, &docs, docs_crc, Some(&store), m, split, name)?;
+    Ok((store, docs))
+}
+
+fn inconsistent(path: &Path, what: String) -> DataError {
+    DataError::invalid(
+        path,
+        format!("{what}; the prepared data is inconsistent, re-run prepare with --overwrite"),
+    )
+}
+
+/// Whether a content checksum found in a file matches the manifest's record of it (format 1
+/// manifests record none; a format 1 file has none to compare).
+fn check_recorded(
+    path: &Path,
+    found: Option<u32>,
+    recorded: &Option<String>,
+    field: String,
+) -> Result<(), DataError> {
+    let Some(recorded) = recorded else {
+        return Ok(());
     };
+    if found.is_some() && found == parse_checksum_field(recorded) {
+        return Ok(());
+    }
+    let found = found.map_or("no content checksum (format 1)".to_string(), checksum_field);
+    Err(inconsistent(
+        path,
+        format!("content checksum is {found} but manifest {field} is {recorded}"),
+    ))
+}
+
+/// Checks an opened token store against the manifest's entry for its split.
+pub(crate) fn check_store(
+    store: &TokenStore,
+    m: &Manifest,
+    split: &SplitInfo,
+    name: &str,
+) -> Result<(), DataError> {
+    let path = store.path();
     if store.vocab_size() != m.vocab_size {
-        return mismatch(
-            &store_path,
-            format!(
-                "vocab_size {} but manifest says {}",
-                store.vocab_size(),
-                m.vocab_size
-            ),
-        );
+        let (found, want) = (store.vocab_size(), m.vocab_size);
+        return Err(inconsistent(
+            path,
+            format!("vocab_size {found} but manifest says {want}"),
+        ));
     }
     if store.len() as u64 != split.tokens {
-        return mismatch(
-            &store_path,
+        return Err(inconsistent(
+            path,
             format!(
                 "holds {} tokens but manifest {name}.tokens is {}",
                 store.len(),
                 split.tokens
             ),
-        );
+        ));
     }
-    if docs.len() as u64 != split.documents || docs.token_count() != store.len() {
-        return mismatch(
-            &docs_path,
+    let field = format!("{name}.file_checksum");
+    check_recorded(path, store.content_crc(), &split.file_checksum, field)
+}
+
+/// Checks an opened document index (with its verified content checksum) against the
+/// manifest and, when it opened, the split's token store.
+pub(crate) fn check_docs(
+    path: &Path,
+    docs: &DocIndex,
+    docs_crc: u32,
+    store: Option<&TokenStore>,
+    m: &Manifest,
+    split: &SplitInfo,
+    name: &str,
+) -> Result<(), DataError> {
+    if docs.len() as u64 != split.documents || docs.token_count() as u64 != split.tokens {
+        return Err(inconsistent(
+            path,
             format!(
-                "indexes {} documents over {} tokens; manifest says {} documents, store holds {} tokens",
+                "indexes {} documents over {} tokens; manifest says {} documents over {} tokens",
                 docs.len(),
                 docs.token_count(),
                 split.documents,
-                store.len()
+                split.tokens
             ),
-        );
+        ));
     }
     if docs.num_sources() as usize != m.sources.len() {
-        return mismatch(
-            &docs_path,
-            format!(
-                "{} sources but manifest lists {}",
-                docs.num_sources(),
-                m.sources.len()
-            ),
-        );
+        let (found, listed) = (docs.num_sources(), m.sources.len());
+        return Err(inconsistent(
+            path,
+            format!("{found} sources but manifest lists {listed}"),
+        ));
+    }
+    let field = format!("{name}.docs_file_checksum");
+    check_recorded(path, Some(docs_crc), &split.docs_file_checksum, field)?;
+    let Some(store) = store else {
+        return Ok(());
+    };
+    if docs.token_count() != store.len() {
+        let (found, held) = (docs.token_count(), store.len());
+        return Err(inconsistent(
+            path,
+            format!("indexes {found} tokens but the store holds {held}"),
+        ));
     }
     // Every document ends with EOT: cheap (one read per document) and catches an index
     // paired with the wrong store.
     if let Some(i) = (0..docs.len()).find(|&i| store.get(docs.doc_end(i) - 1) != EOT_TOKEN) {
-        return mismatch(
-            &docs_path,
+        return Err(inconsistent(
+            path,
             format!("document {i} does not end with <|endoftext|>"),
-        );
+        ));
     }
-    Ok((store, docs))
+    Ok(())
 }

@@ -3,7 +3,8 @@
 //!
 //! On disk a prepared dataset is a directory holding `train.bin`, `val.bin` (token stores),
 //! `train.docs`, `val.docs` (document indexes) and `manifest.json` (written last, so its
-//! presence means the directory is complete).
+//! presence means the directory is complete). Every file carries a checksum of its content,
+//! verified whenever it is loaded; `verify_prepared` checks a whole directory file by file.
 
 // Submodules are public so both `data::X` (re-exported below) and `data::module::X` work.
 pub mod blocks;
@@ -16,6 +17,7 @@ mod split;
 pub mod stats;
 pub mod store;
 pub mod tokenizer;
+pub mod verify;
 
 use std::path::PathBuf;
 
@@ -30,6 +32,7 @@ pub use prepare::{prepare, PrepareOptions};
 pub use stats::{unigram_entropy, unigram_entropy_of_counts};
 pub use store::{TokenStore, TokenStoreWriter, STORE_FORMAT_VERSION, STORE_HEADER_LEN};
 pub use tokenizer::{Gpt2Tokenizer, EOT_TOKEN, GPT2_VOCAB_SIZE};
+pub use verify::{verify_prepared, FileCheck, FileStatus};
 
 /// Everything that can go wrong in the data pipeline. Every variant that concerns a file
 /// names it, so a message alone tells the user what to fix.
@@ -48,21 +51,41 @@ pub enum DataError {
     #[error("{path}: not a syllabus {kind} (bad magic bytes)")]
     BadMagic { path: PathBuf, kind: &'static str },
 
+    /// A format version outside `oldest..=supported`.
     #[error(
-        "{path}: unsupported format version {found} (this build supports version {supported}); \
-         the file was written by another syllabus version or is corrupted"
+        "{path}: unsupported format version {found} (this build supports {}); \
+         the file was written by another syllabus version or is corrupted",
+        if oldest == supported { format!("version {supported}") } else { format!("versions {oldest} to {supported}") }
     )]
     UnsupportedVersion {
         path: PathBuf,
         found: u32,
+        oldest: u32,
         supported: u32,
     },
 
     #[error("{path}: header checksum mismatch: file corrupted")]
     HeaderChecksum { path: PathBuf },
 
-    #[error("{path}: body checksum mismatch: file corrupted")]
-    BodyChecksum { path: PathBuf },
+    /// The CRC32 of the bytes after the header differs from the one the header stores.
+    #[error(
+        "{path}: content checksum mismatch (header says crc32:{stored:08x}, content is \
+         crc32:{computed:08x}): the {kind} is corrupted; re-run `syllabus prepare`"
+    )]
+    ContentChecksum {
+        path: PathBuf,
+        kind: &'static str,
+        stored: u32,
+        computed: u32,
+    },
+
+    /// `manifest.json` (or another checksummed JSON file) failed its own checksum.
+    #[error("{path}: {source}; re-run `syllabus prepare`")]
+    JsonChecksum {
+        path: PathBuf,
+        #[source]
+        source: crate::fsutil::ChecksumError,
+    },
 
     #[error("{path}: truncated: expected {expected} bytes, found {found}")]
     Truncated {

@@ -12,14 +12,14 @@ use rayon::prelude::*;
 
 use super::header::{commit_rename, tmp_path};
 use super::inputs::{discover, read_docs, InputFile, RawDoc};
-use super::manifest::{TRAIN_DOCS, TRAIN_STORE, VAL_DOCS, VAL_STORE};
+use super::manifest::{checksum_field, TRAIN_DOCS, TRAIN_STORE, VAL_DOCS, VAL_STORE};
 use super::split::{held_out, text_hash};
 use super::{
     DataError, DocIndex, Gpt2Tokenizer, Manifest, SkipCounts, SourceFile, SourceTotals, SplitInfo,
     TokenStoreWriter, EOT_TOKEN, GPT2_VOCAB_SIZE, MANIFEST_FILE, MANIFEST_FORMAT_VERSION,
     TOKENIZER_NAME,
 };
-use crate::fsutil::DirLock;
+use crate::fsutil::{to_checksummed_json, DirLock};
 
 /// Text per tokenization batch: large enough to keep all cores busy, small enough to bound
 /// memory regardless of corpus size.
@@ -302,7 +302,14 @@ impl State<'_> {
         Ok(())
     }
 
-    fn split_info(&self, split: &SplitBuilder, file: &str, docs_file: &str) -> SplitInfo {
+    /// The manifest entry of a split whose index was written with content checksum `docs_crc`.
+    fn split_info(
+        &self,
+        split: &SplitBuilder,
+        file: &str,
+        docs_file: &str,
+        docs_crc: u32,
+    ) -> SplitInfo {
         let mut per_source = split.per_source.clone();
         per_source.resize(self.sources.len(), SourceTotals::default());
         SplitInfo {
@@ -310,11 +317,14 @@ impl State<'_> {
             tokens: split.writer.count(),
             file: file.to_string(),
             docs_file: docs_file.to_string(),
+            file_checksum: Some(checksum_field(split.writer.content_crc())),
+            docs_file_checksum: Some(checksum_field(docs_crc)),
             per_source,
         }
     }
 
-    fn manifest(&self) -> Manifest {
+    /// The manifest, given the content checksums of the train and val indexes.
+    fn manifest(&self, (train_docs_crc, val_docs_crc): (u32, u32)) -> Manifest {
         let by_hash = self.opts.val_inputs.is_empty();
         let created_unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -325,8 +335,8 @@ impl State<'_> {
             vocab_size: GPT2_VOCAB_SIZE as u32,
             eot_token: EOT_TOKEN,
             sources: self.sources.clone(),
-            train: self.split_info(&self.train, TRAIN_STORE, TRAIN_DOCS),
-            val: self.split_info(&self.val, VAL_STORE, VAL_DOCS),
+            train: self.split_info(&self.train, TRAIN_STORE, TRAIN_DOCS, train_docs_crc),
+            val: self.split_info(&self.val, VAL_STORE, VAL_DOCS, val_docs_crc),
             val_split: if by_hash { "hash" } else { "files" }.to_string(),
             val_fraction: by_hash.then_some(self.opts.val_fraction),
             seed: self.opts.seed,
@@ -342,7 +352,6 @@ impl State<'_> {
     /// the manifest last (see the module docs).
     fn commit(self) -> Result<Manifest, DataError> {
         let dir = self.opts.out_dir.clone();
-        let manifest = self.manifest();
         let n = self.sources.len() as u32;
         let index = |b: &SplitBuilder| {
             DocIndex::new(
@@ -354,8 +363,11 @@ impl State<'_> {
         };
         let (train_idx, val_idx) = (index(&self.train)?, index(&self.val)?);
         let mut temps = TempFiles(Vec::new());
-        temps.0.push(train_idx.write_tmp(&dir.join(TRAIN_DOCS))?);
-        temps.0.push(val_idx.write_tmp(&dir.join(VAL_DOCS))?);
+        let (train_tmp, train_crc) = train_idx.write_tmp(&dir.join(TRAIN_DOCS))?;
+        temps.0.push(train_tmp);
+        let (val_tmp, val_crc) = val_idx.write_tmp(&dir.join(VAL_DOCS))?;
+        temps.0.push(val_tmp);
+        let manifest = self.manifest((train_crc, val_crc));
         let manifest_tmp = tmp_path(&dir.join(MANIFEST_FILE));
         temps.0.push(manifest_tmp.clone());
         write_json_synced(&manifest_tmp, &manifest)?;
@@ -376,14 +388,14 @@ impl State<'_> {
     }
 }
 
+/// Writes the manifest with its own checksum (ending in a newline) and fsyncs it.
 fn write_json_synced(path: &Path, manifest: &Manifest) -> Result<(), DataError> {
-    let json = serde_json::to_string_pretty(manifest)
+    let json = to_checksummed_json(manifest)
         .map_err(|e| DataError::invalid(path, format!("cannot serialize manifest: {e}")))?;
     let write = || -> std::io::Result<()> {
         use std::io::Write;
         let mut f = std::fs::File::create(path)?;
-        f.write_all(json.as_bytes())?;
-        f.write_all(b"\n")?;
+        f.write_all(&json)?;
         f.sync_all()
     };
     write().map_err(|e| DataError::io(path, e))
