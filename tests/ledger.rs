@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use syllabus::ledger::{
     build_report, BlockRecord, Ledger, LedgerError, LedgerRead, LedgerReader, LossMetric,
-    ReportOptions, UpdateRule, LEDGER_FILE, NEVER,
+    ReportOptions, UpdateRule, LEDGER_FILE, NEVER, RECORD_SIZE,
 };
 
 fn rule() -> UpdateRule {
@@ -63,19 +63,27 @@ fn recorded_losses_read_back_through_a_reader() {
         assert!(r.last_loss.is_nan() && r.ema_loss.is_nan());
         assert_eq!(
             r.to_bytes(),
-            BlockRecord::unseen((id % 3) as u16).to_bytes()
+            BlockRecord::unseen((id % 3) as u16)
+                .with_checksum(id as u64)
+                .to_bytes()
         );
     }
     for id in 0..5 {
         assert_eq!(reader.record(id).to_bytes(), ledger.record(id).to_bytes());
         assert_eq!(reader.record(id).seq % 2, 0);
     }
-    assert!(reader.get(5).is_none());
-    // The mapped records are the file's bytes: what `to_bytes` says, at 64 + 32 id.
+    assert!(reader.get(5).expect("no record to check").is_none());
+    // The mapped records are the file's bytes: what `to_bytes` says, at 64 + 36 id, each
+    // carrying its checksum.
+    assert_eq!(RECORD_SIZE, 36);
     let file = std::fs::read(&path).expect("read");
     for id in 0..5 {
-        let at = 64 + 32 * id;
-        assert_eq!(&file[at..at + 32], &ledger.record(id).to_bytes());
+        let at = 64 + RECORD_SIZE * id;
+        let rec = ledger.record(id);
+        assert_eq!(&file[at..at + RECORD_SIZE], &rec.to_bytes());
+        assert!(rec.checksum_ok(id as u64), "block {id}");
+        let got = reader.get(id).expect("checked").expect("in range");
+        assert_eq!(got.to_bytes(), rec.to_bytes());
     }
 }
 
@@ -187,8 +195,8 @@ fn damaged_files_are_rejected_with_messages_naming_them() {
     assert!(open_err(&path).contains("record size is 48"));
 
     reset();
-    patch_header(&path, 8, &2u32.to_le_bytes());
-    assert!(open_err(&path).contains("unsupported ledger format version 2"));
+    patch_header(&path, 8, &3u32.to_le_bytes());
+    assert!(open_err(&path).contains("unsupported ledger format version 3"));
 
     std::fs::write(&path, &good[..good.len() - 1]).expect("write");
     assert!(open_err(&path).contains("wrong length"));
@@ -528,7 +536,7 @@ fn report_on_a_synthetic_run() {
     let events: u64 = seen.iter().map(|(_, r)| u64::from(r.forget_events)).sum();
     assert_eq!(f.mean_events, Some(events as f64 / seen.len() as f64));
     assert_eq!(
-        syllabus::ledger::forgotten_fraction(&reader),
+        syllabus::ledger::forgotten_fraction(&reader).expect("checked"),
         once as f64 / seen.len() as f64
     );
 

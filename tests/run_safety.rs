@@ -105,7 +105,7 @@ fn a_second_writer_on_a_live_directory_is_refused_naming_the_holder() {
 fn times_trained(run: &Path) -> u64 {
     let ledger = syllabus::ledger::LedgerReader::open(&run.join("ledger.bin")).unwrap();
     (0..ledger.header().block_count as usize)
-        .map(|id| ledger.get(id).unwrap().times_trained as u64)
+        .map(|id| ledger.get(id).unwrap().unwrap().times_trained as u64)
         .sum()
 }
 

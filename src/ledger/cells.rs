@@ -8,6 +8,11 @@
 //! (the pattern of Boehm, "Can seqlocks get along with programming language memory models?",
 //! MSPC 2012: relaxed data accesses bracketed by fences). This file holds the ledger's only
 //! `unsafe` block: the cast from the mapping to these atomics.
+//!
+//! The record's checksum (`crc`, see `record.rs`) is stored inside the seqlock bracket, with
+//! the fields it covers, so a copy the seqlock vouches for (even and unchanged seq) always
+//! carries a matching checksum unless the file was changed behind the writer's back; the
+//! callers (`verify.rs`) treat a mismatch on such a copy as corruption.
 
 use std::mem::{align_of, offset_of, size_of};
 use std::sync::atomic::{fence, AtomicU16, AtomicU32, AtomicU8, Ordering};
@@ -16,7 +21,7 @@ use std::time::{Duration, Instant};
 use memmap2::MmapRaw;
 
 use super::header::LEDGER_HEADER_LEN;
-use super::record::{BlockRecord, RECORD_SIZE};
+use super::record::{BlockRecord, CHECKED_LEN, RECORD_SIZE};
 
 // The file format is little-endian and records are used in place, so the host must be too
 // (every platform syllabus targets is).
@@ -36,10 +41,11 @@ pub(super) struct RecordCells {
     policy_state: AtomicU8,
     flags: AtomicU8,
     seq: AtomicU16,
+    crc: AtomicU32,
 }
 
 // Layout proof for the cast below: same size, no padding (offsets are contiguous and end at
-// 32), and each atomic sits at the offset of the `BlockRecord` field it mirrors.
+// 36), and each atomic sits at the offset of the `BlockRecord` field it mirrors.
 const _: () = {
     assert!(size_of::<RecordCells>() == RECORD_SIZE);
     assert!(size_of::<BlockRecord>() == RECORD_SIZE);
@@ -55,8 +61,12 @@ const _: () = {
     assert!(offset_of!(RecordCells, policy_state) == offset_of!(BlockRecord, policy_state));
     assert!(offset_of!(RecordCells, flags) == offset_of!(BlockRecord, flags));
     assert!(offset_of!(RecordCells, seq) == offset_of!(BlockRecord, seq));
+    assert!(offset_of!(RecordCells, crc) == offset_of!(BlockRecord, crc));
     assert!(offset_of!(BlockRecord, seq) == 30 && offset_of!(BlockRecord, flags) == 29);
+    assert!(offset_of!(BlockRecord, seq) == CHECKED_LEN && offset_of!(BlockRecord, crc) == 32);
+    // Every record starts 4-byte aligned: the header and the record size are multiples of 4.
     assert!(LEDGER_HEADER_LEN % align_of::<RecordCells>() == 0);
+    assert!(RECORD_SIZE % align_of::<RecordCells>() == 0);
 };
 
 /// How long a reader waits on a record whose seqlock stays odd before deciding the writer
@@ -95,14 +105,15 @@ impl Mapping {
         let base = self.map.as_mut_ptr();
         // SAFETY:
         // - Bounds: the mapping is `map.len()` bytes (>= 64, checked in `new`); the header view
-        //   covers bytes 0..64 and the records `n` whole 32-byte records after it, all inside.
-        // - Layout: `RecordCells` is `repr(C)`, 32 bytes, no padding, each atomic at the offset
+        //   covers bytes 0..64 and the records `n` whole 36-byte records after it, all inside.
+        // - Layout: `RecordCells` is `repr(C)`, 36 bytes, no padding, each atomic at the offset
         //   of the `BlockRecord` field it mirrors (asserted at compile time above), so the file
         //   body is exactly an array of them. Every bit pattern is a valid integer, and floats
         //   are stored as their bits, so any file content is a valid value.
         // - Alignment: the mapping starts 4-byte aligned (checked in `new`; mmap returns
-        //   page-aligned addresses) and the header is 64 bytes, so every record and header word
-        //   is 4-byte aligned, the largest alignment involved.
+        //   page-aligned addresses), the header is 64 bytes and a record 36 (both asserted
+        //   multiples of 4 above), so every record and header word is 4-byte aligned, the
+        //   largest alignment involved.
         // - Aliasing: we only create shared references to atomics (interior mutability), never
         //   `&`/`&mut` to plain bytes, so concurrent writes by this or another process are
         //   allowed. The pointer comes from `MmapRaw::as_mut_ptr`, which carries write
@@ -164,12 +175,17 @@ impl RecordCells {
             policy_state: self.policy_state.load(r),
             flags: self.flags.load(r),
             seq,
+            crc: self.crc.load(r),
         }
     }
 
-    /// Seqlock write (single writer): seq becomes odd, the fields change, seq becomes even.
-    /// `rec.seq` is ignored. A seq left odd by a crashed writer is completed, not skipped.
-    pub(super) fn store(&self, rec: &BlockRecord) {
+    /// Seqlock write (single writer) of block `id`: seq becomes odd, the fields and their
+    /// checksum change, seq becomes even. `rec.seq` and `rec.crc` are ignored: the checksum is
+    /// computed here from the fields (before the bracket opens, to keep the odd window short)
+    /// and stored inside the bracket. A seq left odd by a crashed writer is completed, not
+    /// skipped.
+    pub(super) fn store(&self, id: usize, rec: &BlockRecord) {
+        let crc = rec.checksum(id as u64);
         let r = Ordering::Relaxed;
         let odd = self.seq.load(r) | 1;
         self.seq.store(odd, r);
@@ -189,6 +205,7 @@ impl RecordCells {
         // Release: the field stores happen-before a reader that sees the even seq (its
         // relaxed load is followed by an acquire fence).
         self.seq.store(odd.wrapping_add(1), Ordering::Release);
+        self.crc.store(crc, r);
     }
 
     /// Seqlock read: retries until the same even seq was seen before and after copying, so
@@ -196,7 +213,8 @@ impl RecordCells {
     /// exactly 32768 updates of this one record between two loads; we accept that.
     ///
     /// If the seq stays odd and unchanged for [`STUCK_AFTER`], the writer died mid-update;
-    /// the fields are returned as found (possibly torn) rather than hanging the reader.
+    /// the fields are returned as found (possibly torn, with the odd seq) rather than hanging
+    /// the reader. The returned `seq` is even exactly when the copy is whole.
     pub(super) fn load_consistent(&self) -> BlockRecord {
         let mut spins = 0u32;
         let mut stuck: Option<(u16, Instant)> = None;

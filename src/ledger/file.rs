@@ -1,24 +1,19 @@
 //! The writer side of `ledger.bin`: create, open, record losses, flush, snapshot, restore.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use memmap2::MmapOptions;
-
 use super::cells::Mapping;
-use super::header::{LedgerHeader, LEDGER_HEADER_LEN};
+use super::header::LedgerHeader;
+use super::io::{commit_rename, copy_atomically, map_file, tmp_path, write_new};
 use super::reader::LedgerReader;
-use super::record::{BlockRecord, LedgerRead, RECORD_SIZE};
+use super::record::{BlockRecord, LedgerRead};
 use super::update::UpdateRule;
+use super::verify::{checked, verify_all};
 use super::LedgerError;
 use crate::data::{Blocks, DocIndex};
 
 /// File name of the ledger in a run directory (and in each checkpoint directory).
 pub const LEDGER_FILE: &str = "ledger.bin";
-
-/// Records written per chunk at creation: 2 MiB of I/O at a time, whatever the block count.
-const CREATE_CHUNK: usize = 1 << 16;
 
 /// The single writer of a ledger file (the trainer). Other processes read concurrently with
 /// [`LedgerReader`].
@@ -41,6 +36,7 @@ impl Ledger {
     /// Creates a ledger of `block_count` unseen records (block `i` from corpus source
     /// `source_of(i)`), replacing any file at `path`. The file is streamed to `<path>.tmp` in
     /// chunks (no N-sized buffer), fsynced and renamed, so `path` never holds a partial file.
+    /// The records just written are not read back to verify them.
     pub fn create(
         path: &Path,
         block_count: usize,
@@ -67,7 +63,7 @@ impl Ledger {
             return Err(LedgerError::io(&tmp, e));
         }
         commit_rename(&tmp, path)?;
-        Ledger::open_rw(path)
+        Ledger::map(path)
     }
 
     /// [`Ledger::create`] for the training blocks of a prepared split: one record per block,
@@ -93,9 +89,32 @@ impl Ledger {
         Ledger::create(path, blocks.len(), block_len, run_id, source_of)
     }
 
-    /// Opens an existing ledger for writing; checks magic, version, checksum, record size and
-    /// length. [`Ledger::run_id`] tells which run it belongs to.
+    /// Opens an existing ledger for writing; checks magic, version, header checksum, record
+    /// size and length, then every record's checksum (one pass over the file, see
+    /// [`Ledger::verify`]). [`Ledger::run_id`] tells which run it belongs to.
     pub fn open_rw(path: &Path) -> Result<Ledger, LedgerError> {
+        let ledger = Ledger::map(path)?;
+        ledger.verify()?;
+        Ok(ledger)
+    }
+
+    /// [`Ledger::open_rw`], failing unless the ledger belongs to run `run_id` (checked before
+    /// the records are verified).
+    pub fn open_for_run(path: &Path, run_id: u64) -> Result<Ledger, LedgerError> {
+        let ledger = Ledger::map(path)?;
+        if ledger.run_id() != run_id {
+            return Err(LedgerError::RunMismatch {
+                path: path.to_path_buf(),
+                found: ledger.run_id(),
+                expected: run_id,
+            });
+        }
+        ledger.verify()?;
+        Ok(ledger)
+    }
+
+    /// Maps `path` for writing and checks its header; the records are not verified.
+    fn map(path: &Path) -> Result<Ledger, LedgerError> {
         let (map, header) = map_file(path, true)?;
         Ok(Ledger {
             path: path.to_path_buf(),
@@ -104,17 +123,11 @@ impl Ledger {
         })
     }
 
-    /// [`Ledger::open_rw`], failing unless the ledger belongs to run `run_id`.
-    pub fn open_for_run(path: &Path, run_id: u64) -> Result<Ledger, LedgerError> {
-        let ledger = Ledger::open_rw(path)?;
-        if ledger.run_id() != run_id {
-            return Err(LedgerError::RunMismatch {
-                path: path.to_path_buf(),
-                found: ledger.run_id(),
-                expected: run_id,
-            });
-        }
-        Ok(ledger)
+    /// Checks every record against its checksum, in id order: the first failing block is
+    /// reported ([`LedgerError::RecordChecksum`], or [`LedgerError::TornRecord`] for a record
+    /// a crashed writer left half-written). O(N): one pass over the mapped file.
+    pub fn verify(&self) -> Result<(), LedgerError> {
+        verify_all(&self.path, self.map.records(), |c| c.load_own())
     }
 
     pub fn path(&self) -> &Path {
@@ -141,9 +154,10 @@ impl Ledger {
 
     /// Records the training losses of one step: `losses[i]` is the mean loss of block
     /// `ids[i]` in the step's forward pass. O(B). Non-finite losses are skipped (they never
-    /// reach the ledger) and counted in the returned value. Ids are checked before anything
-    /// is written, so an error leaves the ledger unchanged. A repeated id is applied twice,
-    /// in order.
+    /// reach the ledger) and counted in the returned value. Ids and the checksums of their
+    /// records are checked before anything is written, so an error leaves the ledger
+    /// unchanged (and a damaged record is reported, not rewritten with a valid checksum). A
+    /// repeated id is applied twice, in order.
     pub fn record_losses(
         &mut self,
         ids: &[usize],
@@ -159,6 +173,11 @@ impl Ledger {
         }
         rule.validate().map_err(LedgerError::InvalidArgument)?;
         self.check_ids(ids)?;
+        for (&id, &loss) in ids.iter().zip(losses) {
+            if loss.is_finite() {
+                self.checked_record(id)?;
+            }
+        }
         let cells = self.map.records();
         let mut skipped = 0;
         for (&id, &loss) in ids.iter().zip(losses) {
@@ -168,12 +187,13 @@ impl Ledger {
             }
             let mut rec = cells[id].load_own();
             rule.apply(&mut rec, loss, step);
-            cells[id].store(&rec);
+            cells[id].store(id, &rec);
         }
         Ok(skipped)
     }
 
-    /// Sets a block's policy-defined state and, when given, its Leitner box (0..=15).
+    /// Sets a block's policy-defined state and, when given, its Leitner box (0..=15). The
+    /// record's checksum is checked first; an error leaves the record unchanged.
     pub fn set_policy_state(
         &mut self,
         id: usize,
@@ -181,8 +201,7 @@ impl Ledger {
         leitner_box: Option<u8>,
     ) -> Result<(), LedgerError> {
         self.check_ids(&[id])?;
-        let cell = &self.map.records()[id];
-        let mut rec = cell.load_own();
+        let mut rec = self.checked_record(id)?;
         rec.policy_state = state;
         if let Some(b) = leitner_box {
             if b > 15 {
@@ -192,7 +211,7 @@ impl Ledger {
             }
             rec.set_leitner_box(b);
         }
-        cell.store(&rec);
+        self.map.records()[id].store(id, &rec);
         Ok(())
     }
 
@@ -215,22 +234,27 @@ impl Ledger {
             .map_err(|e| LedgerError::io(&self.path, e))
     }
 
-    /// Flushes at `step`, then copies the file to `dest` (temp name + fsync + rename), for a
-    /// checkpoint. Costs a full copy: 32 bytes per block, 3.2 GB at 10^8 blocks (a reflink on
-    /// copy-on-write file systems, where `std::fs::copy` can share extents).
+    /// Flushes at `step`, verifies every record (a checkpoint never captures a damaged
+    /// ledger; `dest` is left alone if one fails), then copies the file to `dest` (temp name +
+    /// fsync + rename), for a checkpoint. Costs a full copy: 36 bytes per block, 3.6 GB at
+    /// 10^8 blocks (a reflink on copy-on-write file systems, where `std::fs::copy` can share
+    /// extents).
     pub fn snapshot_to(&mut self, dest: &Path, step: u64) -> Result<(), LedgerError> {
         self.flush(step)?;
+        self.verify()?;
         copy_atomically(&self.path, dest)
     }
 
-    /// Replaces the live ledger at `live` by the checkpoint's `snapshot` (validated first;
-    /// copied under a temp name and renamed, so `live` is always a whole file) and opens it.
-    /// The result is byte-identical to the snapshot. A `Ledger` still open on `live` keeps
-    /// the old, now unlinked file: drop it.
+    /// Replaces the live ledger at `live` by the checkpoint's `snapshot` and opens it. The
+    /// snapshot is validated in full first (header and every record's checksum): if it is
+    /// damaged, the error names it and `live` is not touched. It is then copied under a temp
+    /// name and renamed, so `live` is always a whole file, byte-identical to the snapshot;
+    /// the copy is not verified a second time. A `Ledger` still open on `live` keeps the old,
+    /// now unlinked file: drop it.
     pub fn restore_from(snapshot: &Path, live: &Path) -> Result<Ledger, LedgerError> {
         drop(LedgerReader::open(snapshot)?);
         copy_atomically(snapshot, live)?;
-        Ledger::open_rw(live)
+        Ledger::map(live)
     }
 }
 
@@ -239,119 +263,24 @@ impl LedgerRead for Ledger {
         self.map.records().len()
     }
 
-    /// The writer's own view (no seqlock needed: it is the only writer). Panics if `id` is
-    /// out of range, like slice indexing.
+    /// The writer's own view (no seqlock needed: it is the only writer), not checked: every
+    /// record was verified at open or written by this writer since. Panics if `id` is out of
+    /// range, like slice indexing.
     fn record(&self, id: usize) -> BlockRecord {
         self.map.records()[id].load_own()
     }
-}
 
-/// Maps `path` (read-write or read-only) and validates its header and length. A header being
-/// rewritten by a concurrent `flush` can be read torn; that shows as a checksum mismatch, so
-/// it is re-read a few times before reporting corruption.
-pub(super) fn map_file(
-    path: &Path,
-    writable: bool,
-) -> Result<(Mapping, LedgerHeader), LedgerError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(writable)
-        .open(path)
-        .map_err(|e| LedgerError::io(path, e))?;
-    let len = file.metadata().map_err(|e| LedgerError::io(path, e))?.len();
-    if len < LEDGER_HEADER_LEN as u64 {
-        return Err(short_file_error(path, file, len));
+    /// The writer's own view, checked against the record's checksum.
+    fn checked_record(&self, id: usize) -> Result<BlockRecord, LedgerError> {
+        checked(&self.path, id, self.map.records()[id].load_own())
     }
-    let opts = MmapOptions::new();
-    let raw = if writable {
-        opts.map_raw(&file)
-    } else {
-        opts.map_raw_read_only(&file)
-    }
-    .map_err(|e| LedgerError::io(path, e))?;
-    let map = Mapping::new(raw).map_err(|m| LedgerError::invalid(path, m))?;
-    let mut attempts = 0;
-    loop {
-        match LedgerHeader::parse(path, &map.header_bytes(), map.raw().len() as u64) {
-            Err(LedgerError::HeaderChecksum { .. }) if attempts < 5 => {
-                attempts += 1;
-                std::thread::sleep(std::time::Duration::from_millis(2));
-            }
-            result => return result.map(|h| (map, h)),
-        }
-    }
-}
-
-/// The error for a file too short to hold a header (bad magic or truncated header).
-fn short_file_error(path: &Path, mut file: File, len: u64) -> LedgerError {
-    let mut bytes = Vec::with_capacity(LEDGER_HEADER_LEN);
-    if let Err(e) = file.read_to_end(&mut bytes) {
-        return LedgerError::io(path, e);
-    }
-    match LedgerHeader::parse(path, &bytes, len) {
-        Err(e) => e,
-        // Invariant: parse rejects anything shorter than a header; keep a message anyway.
-        Ok(_) => LedgerError::invalid(path, "file shorter than the header"),
-    }
-}
-
-/// Writes header + unseen records to `tmp` in chunks and fsyncs it.
-fn write_new(
-    tmp: &Path,
-    header: &LedgerHeader,
-    source_of: &impl Fn(usize) -> u16,
-) -> std::io::Result<()> {
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(tmp)?);
-    out.write_all(&header.encode())?;
-    let n = header.block_count as usize;
-    let mut buf = Vec::with_capacity(CREATE_CHUNK.min(n) * RECORD_SIZE);
-    let mut start = 0;
-    while start < n {
-        let end = (start + CREATE_CHUNK).min(n);
-        buf.clear();
-        (start..end)
-            .for_each(|i| buf.extend_from_slice(&BlockRecord::unseen(source_of(i)).to_bytes()));
-        out.write_all(&buf)?;
-        start = end;
-    }
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()
-}
-
-/// Copies `src` to `dest` through `<dest>.tmp` (fsynced, renamed): `dest` is never partial.
-fn copy_atomically(src: &Path, dest: &Path) -> Result<(), LedgerError> {
-    let tmp = tmp_path(dest);
-    let copied = std::fs::copy(src, &tmp).and_then(|_| File::open(&tmp)?.sync_all());
-    if let Err(e) = copied {
-        let _ = std::fs::remove_file(&tmp); // best effort: a partial temp file is garbage
-        return Err(LedgerError::io(&tmp, e));
-    }
-    commit_rename(&tmp, dest)
-}
-
-/// Renames `tmp` onto `dest` and, best effort, fsyncs the directory so the rename is durable.
-fn commit_rename(tmp: &Path, dest: &Path) -> Result<(), LedgerError> {
-    std::fs::rename(tmp, dest).map_err(|e| LedgerError::io(dest, e))?;
-    let dir = match dest.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    // Directory fsync is unsupported on some platforms; the rename already happened.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut os = path.as_os_str().to_owned();
-    os.push(".tmp");
-    PathBuf::from(os)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::io::CREATE_CHUNK;
     use super::*;
+    use crate::ledger::RECORD_SIZE;
 
     #[test]
     fn create_writes_unseen_records_and_leaves_no_temp_file() {
@@ -360,10 +289,11 @@ mod tests {
         let n = CREATE_CHUNK + 3; // crosses a chunk boundary
         let ledger = Ledger::create(&path, n, 129, 7, |i| (i % 3) as u16).expect("create");
         assert_eq!(ledger.len(), n);
-        let want = BlockRecord::unseen(((n - 1) % 3) as u16);
+        let want = BlockRecord::unseen(((n - 1) % 3) as u16).with_checksum(n as u64 - 1);
         assert_eq!(ledger.record(n - 1).to_bytes(), want.to_bytes());
+        ledger.verify().expect("every record carries its checksum");
         let len = std::fs::metadata(&path).expect("stat").len();
-        assert_eq!(len, 64 + 32 * n as u64);
+        assert_eq!(len, 64 + RECORD_SIZE as u64 * n as u64);
         assert!(!tmp_path(&path).exists());
     }
 

@@ -7,6 +7,13 @@
 //! record size, block length, file length — so a foreign file says "bad magic", a file of
 //! another version says so, and a flipped bit anywhere in the header says "checksum" rather
 //! than blaming whichever field it landed in.
+//!
+//! Version 2 added the per-record checksum (36-byte records instead of 32). Version 1 files
+//! are refused with [`LedgerError::FormatOne`], not read: reading them would take a second
+//! record layout (another atomic view of the mapping with its own layout proof and unsafe
+//! cast) and an unchecked path through every reader, to serve files that only a run started
+//! by an earlier build has. A ledger is created with every new run, so refusing costs a user
+//! at most the resumption of such a run with the new build.
 
 use std::path::Path;
 
@@ -14,7 +21,7 @@ use super::record::RECORD_SIZE;
 use super::LedgerError;
 
 pub const LEDGER_MAGIC: &[u8; 8] = b"SYLLEDGR";
-pub const LEDGER_FORMAT_VERSION: u32 = 1;
+pub const LEDGER_FORMAT_VERSION: u32 = 2;
 pub const LEDGER_HEADER_LEN: usize = 64;
 const OFF_VERSION: usize = 8;
 const OFF_RECORD_SIZE: usize = 12;
@@ -78,6 +85,12 @@ impl LedgerHeader {
             return Err(LedgerError::BadMagic { path: p() });
         }
         let found = u32_at(bytes, OFF_VERSION);
+        if found == 1 {
+            return Err(LedgerError::FormatOne {
+                path: p(),
+                supported: LEDGER_FORMAT_VERSION,
+            });
+        }
         if found != LEDGER_FORMAT_VERSION {
             return Err(LedgerError::UnsupportedVersion {
                 path: p(),
@@ -157,7 +170,7 @@ mod tests {
         let h = sample();
         let bytes = h.encode();
         let len = h.file_len().expect("small");
-        assert_eq!(len, 64 + 3 * 32);
+        assert_eq!(len, 64 + 3 * 36);
         assert_eq!(
             LedgerHeader::parse(Path::new("x"), &bytes, len).expect("ok"),
             h
@@ -176,6 +189,22 @@ mod tests {
                 "byte {i}"
             );
         }
+    }
+
+    #[test]
+    fn format_one_is_refused_with_a_way_forward() {
+        let h = sample();
+        let mut bytes = h.encode();
+        put(&mut bytes, OFF_VERSION, &1u32.to_le_bytes());
+        let len = 64 + 3 * 32; // a version-1 file: 32-byte records
+        let err = LedgerHeader::parse(Path::new("run/ledger.bin"), &bytes, len).expect_err("v1");
+        assert!(matches!(err, LedgerError::FormatOne { supported: 2, .. }));
+        let msg = err.to_string();
+        assert!(
+            msg.contains("run/ledger.bin") && msg.contains("version 1"),
+            "{msg}"
+        );
+        assert!(msg.contains("start a new run"), "{msg}");
     }
 
     #[test]

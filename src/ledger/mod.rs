@@ -1,4 +1,4 @@
-//! The per-block loss ledger: one 32-byte record per training block, memory-mapped from
+//! The per-block loss ledger: one 36-byte record per training block, memory-mapped from
 //! `RUN_DIR/ledger.bin`, updated after every step from the per-sequence losses the training
 //! forward pass already computed (no extra scoring passes), and read by the sampling
 //! policies, by `syllabus ledger RUN_DIR` and by TensorBoard logging.
@@ -7,11 +7,34 @@
 //!
 //! A 64-byte header (see `header.rs`: magic `SYLLEDGR`, format version, record size, block
 //! count, block length, run id, generation = optimizer step of the last consistent flush,
-//! CRC32 of the header) followed by `block count` [`BlockRecord`]s of 32 bytes each, indexed by
-//! the stable block id of `data::Blocks`. Size: 64 + 32·N bytes, so 10^6 blocks = 32 MB,
-//! 10^8 blocks = 3.2 GB. The file is mapped, not read: pages come in lazily as records are
+//! CRC32 of the header) followed by `block count` [`BlockRecord`]s of 36 bytes each, indexed by
+//! the stable block id of `data::Blocks`. Size: 64 + 36·N bytes, so 10^6 blocks = 36 MB,
+//! 10^8 blocks = 3.6 GB. The file is mapped, not read: pages come in lazily as records are
 //! touched, and the OS writes dirty pages back; creation streams the file in chunks, so no
 //! N-sized buffer is ever built.
+//!
+//! Format version 2 (this one) added the per-record checksum; version 1 had 32-byte records
+//! without it and is refused (see `header.rs` for why).
+//!
+//! # Per-record checksums
+//!
+//! Each record ends with a CRC32 of the block id and of every field except the seqlock
+//! counter (exact definition in `record.rs`). The writer stores it with every record write,
+//! inside the seqlock bracket (`cells.rs`), so a whole record always carries a matching
+//! checksum. Every reader checks it (`verify.rs`): a whole record that fails is corruption,
+//! reported as [`LedgerError::RecordChecksum`] naming the file and the block, never a panic
+//! and never garbage handed to a report or a sampling policy:
+//!
+//! - opening ([`Ledger::open_rw`], [`LedgerReader::open`]) verifies every record, so a
+//!   policy reading through the infallible [`LedgerRead::record`] only sees checked records
+//!   or records the writer itself wrote since;
+//! - [`Ledger::snapshot_to`] verifies the live file before copying it into a checkpoint, and
+//!   [`Ledger::restore_from`] (resume) verifies the snapshot before it replaces the live file;
+//! - the writer checks a record before updating it (so an update never launders a damaged
+//!   record into a valid one), and the whole-ledger scans (report, statistics) read through
+//!   [`LedgerRead::checked_record`], so damage done after opening is caught too.
+//!
+//! The cost is measured in `docs/sampling.md` (`cargo bench --bench ledger`).
 //!
 //! # Concurrency
 //!
@@ -31,13 +54,14 @@
 //! ledger bytes as N + K steps. We chose full snapshots over per-record generation counters
 //! plus an undo log because they are trivially correct (no log replay, no partial-undo
 //! states, no extra bytes per record) and the checkpoint directory stays self-contained. The
-//! cost is a copy of the whole file per checkpoint: 32 bytes × N, i.e. 3.2 GB for 10^8 blocks
+//! cost is a copy of the whole file per checkpoint: 36 bytes × N, i.e. 3.6 GB for 10^8 blocks
 //! (seconds on an SSD, and `std::fs::copy` may reflink on copy-on-write file systems), which
 //! is small next to the optimizer state of any model that trains on 10^8 blocks.
 
 mod cells;
 mod file;
 mod header;
+mod io;
 mod preview;
 mod reader;
 mod record;
@@ -46,6 +70,7 @@ mod report;
 mod scan;
 mod stats;
 mod update;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -74,6 +99,13 @@ pub enum LedgerError {
     BadMagic { path: PathBuf },
 
     #[error(
+        "{path}: ledger format version 1, written by an earlier syllabus build without \
+         per-record checksums; this build reads version {supported} only. A ledger is created \
+         with every new run: start a new run, or resume this one with the build that started it"
+    )]
+    FormatOne { path: PathBuf, supported: u32 },
+
+    #[error(
         "{path}: unsupported ledger format version {found} (this build supports version \
          {supported}); the file was written by another syllabus version or is corrupted"
     )]
@@ -98,7 +130,9 @@ pub enum LedgerError {
 
     #[error(
         "{path}: wrong length: the header promises {expected} bytes (64-byte header + \
-         {blocks} records of 32 bytes), found {found}; the file is truncated or corrupted"
+         {blocks} records of {record_size} bytes), found {found}; the file is truncated or \
+         corrupted",
+        record_size = RECORD_SIZE
     )]
     Length {
         path: PathBuf,
@@ -106,6 +140,19 @@ pub enum LedgerError {
         expected: u64,
         found: u64,
     },
+
+    /// A whole record (its seqlock stable) whose checksum does not match its content.
+    #[error("{path}: record of block {block} fails its checksum: the file is corrupted")]
+    RecordChecksum { path: PathBuf, block: u64 },
+
+    /// A record whose seqlock stayed odd (a writer stopped mid-update) and whose checksum does
+    /// not match: its fields are a mix of two versions.
+    #[error(
+        "{path}: record of block {block} was left half-written (its writer stopped in the \
+         middle of an update, e.g. the run crashed or is suspended); resume the run from a \
+         checkpoint, whose ledger snapshot is whole"
+    )]
+    TornRecord { path: PathBuf, block: u64 },
 
     /// A structurally invalid value (block length 0, misaligned mapping...).
     #[error("{path}: {message}")]

@@ -1,12 +1,14 @@
 //! Read-only access to a ledger that may be written concurrently (by the trainer, in another
-//! process or thread): every record read goes through the record's seqlock, so it is whole.
+//! process or thread): every record read goes through the record's seqlock, so it is whole,
+//! and the checked reads compare it with its checksum.
 
 use std::path::{Path, PathBuf};
 
 use super::cells::Mapping;
-use super::file::map_file;
 use super::header::LedgerHeader;
+use super::io::{map_file, parse_header_retrying};
 use super::record::{BlockRecord, LedgerRead};
+use super::verify::{checked, verify_all};
 use super::LedgerError;
 
 /// A read-only mapping of `ledger.bin`. Opening never modifies the file. If the trainer
@@ -28,8 +30,25 @@ impl std::fmt::Debug for LedgerReader {
 }
 
 impl LedgerReader {
-    /// Opens and validates (magic, version, checksum, record size, length) read-only.
+    /// Opens read-only and validates the header (magic, version, checksum, record size,
+    /// length), then every record's checksum (one pass over the file, see
+    /// [`LedgerReader::verify`]). Works while the trainer writes: records being updated are
+    /// waited for, not reported.
     pub fn open(path: &Path) -> Result<LedgerReader, LedgerError> {
+        let reader = LedgerReader::open_unverified(path)?;
+        reader.verify()?;
+        Ok(reader)
+    }
+
+    /// The validated header of the ledger at `path`, without reading any record: for callers
+    /// that only need the block count or the run id.
+    pub fn read_header(path: &Path) -> Result<LedgerHeader, LedgerError> {
+        Ok(LedgerReader::open_unverified(path)?.header)
+    }
+
+    /// Maps `path` read-only and checks its header; the records are not verified (the report
+    /// checks each record as its scan reads it).
+    pub(super) fn open_unverified(path: &Path) -> Result<LedgerReader, LedgerError> {
         let (map, header) = map_file(path, false)?;
         Ok(LedgerReader {
             path: path.to_path_buf(),
@@ -50,22 +69,21 @@ impl LedgerReader {
     /// The header as it is now (the generation advances with every flush of a live run).
     /// Retries a few times if the writer is rewriting it at this very moment.
     pub fn current_header(&self) -> Result<LedgerHeader, LedgerError> {
-        let len = self.map.raw().len() as u64;
-        let mut attempts = 0;
-        loop {
-            match LedgerHeader::parse(&self.path, &self.map.header_bytes(), len) {
-                Err(LedgerError::HeaderChecksum { .. }) if attempts < 5 => {
-                    attempts += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(2));
-                }
-                result => return result,
-            }
-        }
+        parse_header_retrying(&self.path, &self.map)
     }
 
-    /// Record `id`, or `None` if out of range.
-    pub fn get(&self, id: usize) -> Option<BlockRecord> {
-        self.map.records().get(id).map(|c| c.load_consistent())
+    /// Checks every record against its checksum, in id order (each read through its
+    /// seqlock); the first failing block is reported. O(N).
+    pub fn verify(&self) -> Result<(), LedgerError> {
+        verify_all(&self.path, self.map.records(), |c| c.load_consistent())
+    }
+
+    /// Record `id`, checked against its checksum; `Ok(None)` if out of range.
+    pub fn get(&self, id: usize) -> Result<Option<BlockRecord>, LedgerError> {
+        match self.map.records().get(id) {
+            Some(c) => checked(&self.path, id, c.load_consistent()).map(Some),
+            None => Ok(None),
+        }
     }
 }
 
@@ -74,8 +92,14 @@ impl LedgerRead for LedgerReader {
         self.map.records().len()
     }
 
-    /// A whole record (seqlock read). Panics if `id` is out of range, like slice indexing.
+    /// A whole record (seqlock read), not checked (it was at open; see
+    /// [`LedgerRead::checked_record`]). Panics if `id` is out of range, like slice indexing.
     fn record(&self, id: usize) -> BlockRecord {
         self.map.records()[id].load_consistent()
+    }
+
+    /// A whole record (seqlock read), checked against its checksum.
+    fn checked_record(&self, id: usize) -> Result<BlockRecord, LedgerError> {
+        checked(&self.path, id, self.map.records()[id].load_consistent())
     }
 }

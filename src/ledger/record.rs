@@ -1,5 +1,16 @@
-//! One ledger row per block: plain data, 32 bytes, `#[repr(C)]` so the memory-mapped file is
-//! an array of these (10^8 blocks = 3.2 GB).
+//! One ledger row per block: plain data, 36 bytes, `#[repr(C)]` so the memory-mapped file is
+//! an array of these (10^8 blocks = 3.6 GB).
+//!
+//! # Checksum
+//!
+//! `crc` is the CRC32 (IEEE polynomial, as computed by `crc32fast`) of the block id as a
+//! little-endian u64 followed by record bytes 0..30, i.e. every field except `seq` and `crc`
+//! itself ([`BlockRecord::checksum`]). The seqlock counter is left out because it carries no
+//! data: it changes twice per update, and a changed value at most makes a reader wait (see
+//! `cells.rs`). The block id is included so that a whole record copied or moved into another
+//! block's slot fails its check too.
+
+use super::LedgerError;
 
 /// Per-block training history. Losses are mean next-token NLL (nats) of the block as seen by
 /// the training forward pass at the step it was trained.
@@ -30,12 +41,16 @@ pub struct BlockRecord {
     /// Seqlock counter: odd while the writer is changing the record, so a reader in another
     /// process can retry instead of seeing a torn record.
     pub seq: u16,
+    /// [`BlockRecord::checksum`] of the record, written by the ledger with every update.
+    pub crc: u32,
 }
 
 /// `last_step` of a block never trained.
 pub const NEVER: u32 = u32::MAX;
 pub const RECORD_SIZE: usize = std::mem::size_of::<BlockRecord>();
-const _: () = assert!(RECORD_SIZE == 32);
+const _: () = assert!(RECORD_SIZE == 36);
+/// Record bytes covered by the checksum: every field before `seq` (offset 30).
+pub(super) const CHECKED_LEN: usize = 30;
 
 impl BlockRecord {
     /// A never-trained block from `source`.
@@ -63,7 +78,26 @@ impl BlockRecord {
         self.flags = (self.flags & 0x0F) | (b.min(15) << 4);
     }
 
-    /// The record as stored in `ledger.bin`: its 32 little-endian bytes in field order (the
+    /// The record's checksum as block `id` (see the module docs): what `crc` must hold.
+    pub fn checksum(&self, id: u64) -> u32 {
+        let mut covered = [0u8; 8 + CHECKED_LEN];
+        covered[..8].copy_from_slice(&id.to_le_bytes());
+        covered[8..].copy_from_slice(&self.to_bytes()[..CHECKED_LEN]);
+        crc32fast::hash(&covered)
+    }
+
+    /// The record with `crc` set for block `id`.
+    pub fn with_checksum(mut self, id: u64) -> Self {
+        self.crc = self.checksum(id);
+        self
+    }
+
+    /// Whether `crc` matches the other fields for block `id`.
+    pub fn checksum_ok(&self, id: u64) -> bool {
+        self.crc == self.checksum(id)
+    }
+
+    /// The record as stored in `ledger.bin`: its 36 little-endian bytes in field order (the
     /// `repr(C)` layout). Also the way to compare records bit for bit: `==` follows float
     /// semantics, under which the NaN losses of an unseen block never compare equal.
     pub fn to_bytes(&self) -> [u8; RECORD_SIZE] {
@@ -84,6 +118,7 @@ impl BlockRecord {
         b[28] = self.policy_state;
         b[29] = self.flags;
         b[30..32].copy_from_slice(&self.seq.to_le_bytes());
+        b[32..36].copy_from_slice(&self.crc.to_le_bytes());
         b
     }
 }
@@ -95,7 +130,17 @@ pub trait LedgerRead {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Record `id`. Not checked against its checksum: the mapped ledgers verified every record
+    /// when they were opened (see the module docs of `ledger`). Panics if `id` is out of
+    /// range, like slice indexing.
     fn record(&self, id: usize) -> BlockRecord;
+    /// Record `id`, checked against its checksum where the ledger stores one (the mapped
+    /// ledgers); a mismatch is an error naming the file and the block. For whole-ledger
+    /// scans, which must not summarise damaged records. The default, for in-memory ledgers
+    /// (nothing to check), is [`LedgerRead::record`]. Panics if `id` is out of range.
+    fn checked_record(&self, id: usize) -> Result<BlockRecord, LedgerError> {
+        Ok(self.record(id))
+    }
 }
 
 /// An in-memory ledger.
@@ -126,6 +171,7 @@ mod tests {
             policy_state: 1,
             flags: 0x51,
             seq: 6,
+            crc: 0xA1B2_C3D4,
         };
         let b = rec.to_bytes();
         assert_eq!(&b[0..4], &1.5f32.to_le_bytes());
@@ -133,6 +179,46 @@ mod tests {
         assert_eq!(&b[16..20], &7u32.to_le_bytes());
         assert_eq!(&b[24..28], &[2, 0, 4, 0]);
         assert_eq!(&b[28..32], &[1, 0x51, 6, 0]);
+        assert_eq!(&b[32..36], &[0xD4, 0xC3, 0xB2, 0xA1]);
         assert_eq!(rec.leitner_box(), 5);
+    }
+
+    #[test]
+    fn checksum_covers_the_id_and_every_field_but_seq_and_crc() {
+        let rec = BlockRecord {
+            last_loss: 1.5,
+            times_trained: 7,
+            ..BlockRecord::unseen(3)
+        }
+        .with_checksum(17);
+        assert!(rec.checksum_ok(17));
+        assert!(
+            !rec.checksum_ok(18),
+            "a record moved to another block fails"
+        );
+        let mut covered = 17u64.to_le_bytes().to_vec();
+        covered.extend_from_slice(&rec.to_bytes()[..CHECKED_LEN]);
+        assert_eq!(rec.crc, crc32fast::hash(&covered));
+        let other_seq = BlockRecord { seq: 9, ..rec };
+        assert!(other_seq.checksum_ok(17), "seq is not covered");
+        let changed = [
+            BlockRecord {
+                ema_loss: 2.0,
+                ..rec
+            },
+            BlockRecord {
+                last_step: 4,
+                ..rec
+            },
+            BlockRecord { source: 2, ..rec },
+            BlockRecord { flags: 1, ..rec },
+            BlockRecord {
+                crc: rec.crc ^ 1,
+                ..rec
+            },
+        ];
+        for c in changed {
+            assert!(!c.checksum_ok(17), "{c:?}");
+        }
     }
 }

@@ -4,7 +4,9 @@
 //! seen losses: the quantiles use `select_nth_unstable` on a `Vec<f32>` of the seen blocks'
 //! losses (exact, 4 bytes per seen block: 400 MB at 10^8 blocks, acceptable for an offline
 //! report), and the histogram buckets the same vector. The ledger is opened read-only through
-//! the seqlock, so the report works while the run trains.
+//! the seqlock, so the report works while the run trains; the scan checks every record's
+//! checksum as it reads it (so opening does not verify the file a second time), and a damaged
+//! record fails the report with an error naming the file and the block.
 
 use std::path::Path;
 
@@ -145,9 +147,9 @@ pub struct ForgettingSummary {
 /// the report says so in `data_note` instead of failing.
 pub fn build_report(run_dir: &Path, opts: &ReportOptions) -> Result<LedgerReport, LedgerError> {
     let path = run_dir.join(LEDGER_FILE);
-    let reader = LedgerReader::open(&path)?;
+    let reader = LedgerReader::open_unverified(&path)?;
     let header = reader.header();
-    let mut scan = Scan::run(&reader, opts.metric, opts.top_k);
+    let mut scan = Scan::run(&reader, opts.metric, opts.top_k)?;
     let want_text = opts.preview_chars > 0 && opts.top_k > 0 && scan.seen > 0;
     let data = RunData::load(run_dir, &header, want_text);
     let loss = loss_summary(&mut scan.losses, scan.loss_sum, opts.bins);

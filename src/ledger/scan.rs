@@ -1,8 +1,11 @@
 //! The report's single streaming pass over the ledger: counts, seen losses, top-k lists,
-//! per-source sums and forgetting counts, all accumulated record by record.
+//! per-source sums and forgetting counts, all accumulated record by record. Every record is
+//! checked against its checksum as it is read, so a damaged ledger fails the report instead of
+//! being summarised.
 
 use super::record::LedgerRead;
 use super::stats::{LossMetric, Ranked, TopK};
+use super::LedgerError;
 
 /// Per-source accumulators.
 #[derive(Clone, Debug, Default)]
@@ -33,8 +36,13 @@ pub(super) struct Scan {
 }
 
 impl Scan {
-    /// One pass over `ledger`: O(N log k) time; memory O(seen + k + sources).
-    pub(super) fn run(ledger: &(impl LedgerRead + ?Sized), metric: LossMetric, k: usize) -> Scan {
+    /// One pass over `ledger`: O(N log k) time; memory O(seen + k + sources). Stops at the
+    /// first record that fails its checksum.
+    pub(super) fn run(
+        ledger: &(impl LedgerRead + ?Sized),
+        metric: LossMetric,
+        k: usize,
+    ) -> Result<Scan, LedgerError> {
         let mut s = Scan {
             total: ledger.len() as u64,
             seen: 0,
@@ -50,9 +58,9 @@ impl Scan {
             events: 0,
         };
         for id in 0..ledger.len() {
-            s.add(id as u64, ledger.record(id), metric);
+            s.add(id as u64, ledger.checked_record(id)?, metric);
         }
-        s
+        Ok(s)
     }
 
     fn add(&mut self, id: u64, r: super::BlockRecord, metric: LossMetric) {

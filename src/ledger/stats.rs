@@ -1,12 +1,16 @@
 //! Whole-ledger statistics: streaming O(N) passes over the records, for eval-time TensorBoard
-//! logging (`ledger/loss` histogram, `ledger/forgotten_fraction`) and for the report.
+//! logging (`ledger/loss` histogram, `ledger/forgotten_fraction`) and for the report. The
+//! passes read through [`LedgerRead::checked_record`]: a record that fails its checksum is an
+//! error, not a value in the statistics.
 
+use std::cell::Cell;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use serde::{Deserialize, Serialize};
 
 use super::record::{BlockRecord, LedgerRead};
+use super::LedgerError;
 use crate::logging::Histogram;
 
 /// Which per-block loss a statistic describes.
@@ -41,38 +45,71 @@ impl LossMetric {
 /// Histogram of `metric` over the seen blocks, bucketed exactly like
 /// [`Histogram::from_values`]; `None` when no block was seen. Two streaming passes over the
 /// ledger (range, then counts), no allocation beyond the buckets: O(N) time, O(bins) memory.
+/// Fails on the first record that fails its checksum.
 pub fn loss_histogram(
     ledger: &(impl LedgerRead + ?Sized),
     metric: LossMetric,
     bins: usize,
-) -> Option<Histogram> {
-    Histogram::from_stream(|| seen_losses(ledger, metric), bins)
+) -> Result<Option<Histogram>, LedgerError> {
+    // The histogram pulls values from an infallible stream, twice. The first pass reads
+    // through the checksum: a failed read ends the stream and parks its error here, to be
+    // returned instead of the histogram. The second pass (bucket counts) reads the records
+    // just checked without checking them again, which halves the cost; only a change made
+    // between the two passes by someone other than the writer could slip into the counts.
+    let failed = Cell::new(None);
+    let pass = Cell::new(0u32);
+    let hist = Histogram::from_stream(
+        || {
+            pass.set(pass.get() + 1);
+            seen_losses(ledger, metric, pass.get() == 1, &failed)
+        },
+        bins,
+    );
+    match failed.into_inner() {
+        Some(e) => Err(e),
+        None => Ok(hist),
+    }
 }
 
 /// Share of seen blocks forgotten at least once (`forget_events >= 1`); 0 when no block was
-/// seen, so the logged scalar is always finite. O(N).
-pub fn forgotten_fraction(ledger: &(impl LedgerRead + ?Sized)) -> f64 {
+/// seen, so the logged scalar is always finite. O(N). Fails on the first record that fails
+/// its checksum.
+pub fn forgotten_fraction(ledger: &(impl LedgerRead + ?Sized)) -> Result<f64, LedgerError> {
     let (mut seen, mut forgotten) = (0u64, 0u64);
     for id in 0..ledger.len() {
-        let r = ledger.record(id);
+        let r = ledger.checked_record(id)?;
         if r.seen() {
             seen += 1;
             forgotten += u64::from(r.forget_events > 0);
         }
     }
-    if seen == 0 {
+    Ok(if seen == 0 {
         0.0
     } else {
         forgotten as f64 / seen as f64
-    }
+    })
 }
 
-fn seen_losses(
-    ledger: &(impl LedgerRead + ?Sized),
+/// The metric of every seen block, in id order. With `check`, reads through the checksum and
+/// stops at the first record that fails it, storing its error in `failed`.
+fn seen_losses<'a>(
+    ledger: &'a (impl LedgerRead + ?Sized),
     metric: LossMetric,
-) -> impl Iterator<Item = f32> + '_ {
+    check: bool,
+    failed: &'a Cell<Option<LedgerError>>,
+) -> impl Iterator<Item = f32> + 'a {
+    let read = move |id| match check {
+        true => ledger.checked_record(id),
+        false => Ok(ledger.record(id)),
+    };
     (0..ledger.len())
-        .map(move |id| ledger.record(id))
+        .map_while(move |id| match read(id) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                failed.set(Some(e));
+                None
+            }
+        })
         .filter(BlockRecord::seen)
         .map(move |r| metric.of(&r))
 }
@@ -241,10 +278,15 @@ mod tests {
             v[i].ema_loss = loss + 1.0;
         }
         v[1].forget_events = 2;
-        assert_eq!(forgotten_fraction(&v), 0.5);
-        let h = loss_histogram(&v, LossMetric::EmaLoss, 2).expect("seen blocks");
+        assert_eq!(forgotten_fraction(&v).expect("in memory"), 0.5);
+        let h = loss_histogram(&v, LossMetric::EmaLoss, 2)
+            .expect("in memory")
+            .expect("seen blocks");
         assert_eq!((h.min, h.max, h.num), (3.0, 5.0, 2.0));
-        assert!(loss_histogram(&vec![BlockRecord::unseen(0)], LossMetric::LastLoss, 2).is_none());
-        assert_eq!(forgotten_fraction(&Vec::<BlockRecord>::new()), 0.0);
+        let unseen = vec![BlockRecord::unseen(0)];
+        let none = loss_histogram(&unseen, LossMetric::LastLoss, 2).expect("in memory");
+        assert!(none.is_none());
+        let empty = Vec::<BlockRecord>::new();
+        assert_eq!(forgotten_fraction(&empty).expect("in memory"), 0.0);
     }
 }

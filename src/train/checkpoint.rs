@@ -183,7 +183,7 @@ fn file_entry(dir: &Path, name: &str) -> Result<FileEntry, TrainError> {
     })
 }
 
-/// Length and CRC32 of a file, streamed: a 10^8-block ledger snapshot is 3.2 GB.
+/// Length and CRC32 of a file, streamed: a 10^8-block ledger snapshot is 3.6 GB.
 fn length_and_crc(path: &Path) -> Result<(u64, u32), TrainError> {
     let mut file = fs::File::open(path).map_err(io_err(path))?;
     let mut hasher = crc32fast::Hasher::new();

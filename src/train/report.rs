@@ -253,7 +253,7 @@ impl Reporter {
             self.logger
                 .scalar("eval/unigram_entropy", self.unigram, step);
         }
-        if let Some(h) = ledger::loss_histogram(&s.ledger, LossMetric::LastLoss, 30) {
+        if let Some(h) = ledger::loss_histogram(&s.ledger, LossMetric::LastLoss, 30)? {
             self.logger.histogram("ledger/loss", &h, step);
         }
         // Budget position of every evaluation: the compute axes of scaling fits.
@@ -262,7 +262,7 @@ impl Reporter {
         }
         self.logger
             .scalar("budget/tokens_seen", s.state.tokens_seen as f64, step);
-        let forgotten = ledger::forgotten_fraction(&s.ledger);
+        let forgotten = ledger::forgotten_fraction(&s.ledger)?;
         self.logger
             .scalar("ledger/forgotten_fraction", forgotten, step);
         let line = console::format_eval_line(step, r.loss, r.ppl);
