@@ -6,9 +6,23 @@ mod cli;
 fn main() {
     tune_allocator();
     if let Err(err) = cli::run() {
-        eprintln!("error: {err:#}");
+        eprintln!("error: {}", render(&err));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes joined by ": ", leaving out a cause whose text the message already
+/// holds (library errors embed their OS error's text, which `{:#}` would print a second time).
+fn render(err: &anyhow::Error) -> String {
+    let mut message = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+    }
+    message
 }
 
 /// Keeps freed memory in glibc's heap instead of returning it to the kernel. A training step

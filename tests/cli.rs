@@ -90,7 +90,7 @@ fn bad_input_exits_nonzero_with_a_message_naming_the_problem() {
     let o = syllabus(&["sample", "--run", "run"], d);
     assert!(!o.status.success());
     assert!(
-        stderr(&o).contains("no complete checkpoint"),
+        stderr(&o).contains("no such run directory"),
         "{}",
         stderr(&o)
     );

@@ -160,7 +160,7 @@ fn eval_errors_name_the_missing_file_or_the_unreadable_report() {
     let o = syllabus(&["eval", "--run", d.join("empty").to_str().unwrap()], d);
     assert!(!o.status.success());
     assert!(
-        text(&o.stderr).contains("config.toml"),
+        text(&o.stderr).contains("no such run directory"),
         "{}",
         text(&o.stderr)
     );

@@ -146,3 +146,21 @@ fn bad_sweep_files_name_every_problem() {
     let err = run_sweep(&path).unwrap_err().to_string();
     assert!(err.contains("unifrom"), "{err}");
 }
+
+#[test]
+fn labels_that_escape_and_repeated_seeds_are_refused_before_any_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_sweep(dir.path());
+    let text = std::fs::read_to_string(&path).unwrap();
+    let bad = text
+        .replace("[budgets.small]", "[budgets.\"../../../escape\"]")
+        .replace("seeds = [1, 2]", "seeds = [1, 1]");
+    std::fs::write(&path, bad).unwrap();
+    let err = run_sweep(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("budgets.\"../../../escape\": a label must be a plain name"),
+        "{err}"
+    );
+    assert!(err.contains("seeds: 1 is listed twice"), "{err}");
+    assert!(!dir.path().join("sweeps").exists(), "nothing was written");
+}

@@ -126,7 +126,7 @@ fn diverging_run_skips_updates_then_stops_with_a_usable_checkpoint() {
     let path = checkpoint::latest(&run_dir)
         .unwrap()
         .expect("checkpoint written on stop");
-    let ckpt = checkpoint::load(&path, &Device::Cpu).unwrap();
+    let ckpt = checkpoint::load(&path, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ckpt.manifest.state.consecutive_skips, 3);
 }
 

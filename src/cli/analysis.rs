@@ -9,7 +9,7 @@ use syllabus::config::Config;
 use syllabus::eval::{self, EvalOverrides};
 use syllabus::ledger;
 use syllabus::scaling::{self, Cut, Filter, FitOptions, Form, Format, Method, UnitChoice};
-use syllabus::train::select_device;
+use syllabus::train::{select_device, CONFIG_FILE};
 
 use super::set_threads;
 
@@ -129,7 +129,7 @@ pub(super) struct EvalArgs {
 
 pub(super) fn ledger_cmd(a: LedgerArgs) -> Result<()> {
     let report = ledger::build_report(
-        &a.run,
+        super::run_directory(&a.run, ledger::LEDGER_FILE)?,
         &ledger::ReportOptions {
             top_k: a.top_k,
             bins: a.bins,
@@ -183,7 +183,10 @@ pub(super) fn fit_cmd(a: FitArgs) -> Result<()> {
 }
 
 pub(super) fn eval_cmd(a: EvalArgs) -> Result<()> {
-    let config = Config::load(&a.run.join("config.toml"), &[])?;
+    let config = Config::load(
+        &super::run_directory(&a.run, CONFIG_FILE)?.join(CONFIG_FILE),
+        &[],
+    )?;
     set_threads(config.run.threads)?;
     let device = select_device(&a.device)?;
     let overrides = EvalOverrides {

@@ -4,9 +4,9 @@ mod analysis;
 mod perf;
 mod run;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use syllabus::config::Config;
@@ -76,6 +76,26 @@ struct ConfigArgs {
     /// Override a config key, e.g. --set optim.lr=3e-4 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+}
+
+/// `dir` if it is a run directory holding `needed` (a file `syllabus train` writes there),
+/// else an error that says what `--run` expects.
+fn run_directory<'a>(dir: &'a Path, needed: &str) -> Result<&'a Path> {
+    if !dir.is_dir() {
+        bail!(
+            "{}: no such run directory (pass the directory `syllabus train` wrote, \
+             by default runs/<run.name>)",
+            dir.display()
+        );
+    }
+    if !dir.join(needed).is_file() {
+        bail!(
+            "{} is not a run directory: it has no {needed}, which `syllabus train` writes \
+             when a run starts",
+            dir.display()
+        );
+    }
+    Ok(dir)
 }
 
 fn load_config(a: &ConfigArgs) -> Result<Config> {

@@ -9,7 +9,7 @@ use syllabus::data::{self, FileStatus, Gpt2Tokenizer, PrepareOptions};
 use syllabus::generate::{generate, SampleOptions};
 use syllabus::model::Gpt;
 use syllabus::rng::Rng;
-use syllabus::train::{checkpoint, select_device, train, TrainError, TrainOptions};
+use syllabus::train::{checkpoint, select_device, train, TrainError, TrainOptions, CONFIG_FILE};
 
 use super::{load_config, ConfigArgs};
 
@@ -158,8 +158,14 @@ pub(super) fn train_cmd(a: TrainArgs) -> Result<()> {
 }
 
 pub(super) fn sample(a: SampleArgs) -> Result<()> {
+    if !(a.temperature > 0.0 && a.temperature.is_finite()) {
+        bail!(
+            "--temperature must be a finite number > 0, got {}",
+            a.temperature
+        );
+    }
     let device = select_device(&a.device)?;
-    let Some(path) = checkpoint::latest(&a.run)? else {
+    let Some(path) = checkpoint::latest(super::run_directory(&a.run, CONFIG_FILE)?)? else {
         bail!("{}: no complete checkpoint to sample from", a.run.display());
     };
     let ckpt = checkpoint::load(&path, &device)?;
@@ -169,12 +175,6 @@ pub(super) fn sample(a: SampleArgs) -> Result<()> {
     let mut prompt = tokenizer.encode(&a.prompt);
     if prompt.is_empty() {
         prompt.push(data::EOT_TOKEN); // unconditional sample: start from a document boundary
-    }
-    if !(a.temperature > 0.0 && a.temperature.is_finite()) {
-        bail!(
-            "--temperature must be a finite number > 0, got {}",
-            a.temperature
-        );
     }
     let opts = SampleOptions {
         max_new_tokens: a.tokens,

@@ -67,19 +67,7 @@ impl Config {
                  (or a tokens, flops or accelerator-hours budget)"
             )));
         }
-        // Without overrides, deserialise the user's own text so error spans point into it;
-        // with overrides, the merged table is re-serialised and the message says so.
-        let (source, suffix) = if overrides.is_empty() {
-            (text.to_string(), String::new())
-        } else {
-            let merged = toml::to_string(&table).map_err(|e| parse_err(e.to_string()))?;
-            (
-                merged,
-                format!(" (in the config merged with --set {})", overrides.join(" ")),
-            )
-        };
-        let mut config: Config = toml::from_str(&source)
-            .map_err(|e| parse_err(format!("{}{suffix}", e.to_string().trim_end())))?;
+        let mut config = deserialize(text, &table, overrides).map_err(parse_err)?;
         let problems = config.problems();
         if problems.is_empty() {
             config.expand_model_preset();
@@ -146,4 +134,44 @@ fn flatten(prefix: &str, value: &toml::Value, rows: &mut Vec<(String, String)>) 
         }
         other => rows.push((prefix.to_string(), other.to_string())),
     }
+}
+
+/// Deserialises the config: from the user's own `text` when there are no overrides, so error
+/// lines point into their file; else from `table` (text with overrides applied). A failure
+/// with overrides is blamed on the user's file (with its lines) when the file alone fails, and
+/// otherwise on the first `--set` that introduces it.
+fn deserialize(text: &str, table: &toml::Table, overrides: &[String]) -> Result<Config, String> {
+    let from_text = |t: &str| toml::from_str::<Config>(t);
+    if overrides.is_empty() {
+        return from_text(text).map_err(|e| e.to_string().trim_end().to_string());
+    }
+    let merged = toml::to_string(table).map_err(|e| e.to_string())?;
+    let err = match from_text(&merged) {
+        Ok(config) => return Ok(config),
+        Err(e) => e,
+    };
+    if let Err(own) = from_text(text) {
+        // The file has an error of its own: report it where it is, whatever --set adds.
+        return Err(own.to_string().trim_end().to_string());
+    }
+    Err(blame_override(text, overrides).unwrap_or_else(|| {
+        format!(
+            "{} (in the config merged with --set {})",
+            err.message(),
+            overrides.join(" ")
+        )
+    }))
+}
+
+/// `--set K=V: message` for the first override after which the config no longer deserialises.
+fn blame_override(text: &str, overrides: &[String]) -> Option<String> {
+    let mut table: toml::Table = toml::from_str(text).ok()?;
+    for arg in overrides {
+        overrides::apply(&mut table, arg).ok()?;
+        let merged = toml::to_string(&table).ok()?;
+        if let Err(e) = toml::from_str::<Config>(&merged) {
+            return Some(format!("--set {arg}: {}", e.message()));
+        }
+    }
+    None
 }

@@ -112,9 +112,15 @@ pub struct PreparedData {
 
 /// True when `dir` holds a manifest and all four data files (it does not validate them).
 pub fn is_prepared(dir: &Path) -> bool {
+    missing_files(dir).is_empty()
+}
+
+/// The files of a prepared directory that `dir` lacks.
+pub fn missing_files(dir: &Path) -> Vec<&'static str> {
     [MANIFEST_FILE, TRAIN_STORE, VAL_STORE, TRAIN_DOCS, VAL_DOCS]
-        .iter()
-        .all(|f| dir.join(f).is_file())
+        .into_iter()
+        .filter(|f| !dir.join(f).is_file())
+        .collect()
 }
 
 /// Loads a prepared directory and checks that the manifest, stores and indexes agree.

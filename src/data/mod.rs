@@ -25,8 +25,8 @@ pub use blocks::Blocks;
 pub use doc_index::DocIndex;
 pub use inputs::DEFAULT_SOURCE;
 pub use manifest::{
-    is_prepared, load_prepared, Manifest, PreparedData, SkipCounts, SourceFile, SourceTotals,
-    SplitInfo, MANIFEST_FILE, MANIFEST_FORMAT_VERSION, TOKENIZER_NAME,
+    is_prepared, load_prepared, missing_files, Manifest, PreparedData, SkipCounts, SourceFile,
+    SourceTotals, SplitInfo, MANIFEST_FILE, MANIFEST_FORMAT_VERSION, TOKENIZER_NAME,
 };
 pub use prepare::{prepare, PrepareOptions};
 pub use stats::{unigram_entropy, unigram_entropy_of_counts};
@@ -136,8 +136,9 @@ pub enum DataError {
     #[error("{0}")]
     EmptyCorpus(String),
 
-    #[error("refusing to overwrite prepared data in {dir}; pass --overwrite")]
-    RefuseOverwrite { dir: PathBuf },
+    /// `what` says whether the data there is complete ("prepared data") or not.
+    #[error("refusing to overwrite {what} in {dir}; pass --overwrite to prepare it again")]
+    RefuseOverwrite { dir: PathBuf, what: String },
 
     #[error(
         "{path}: holds {tokens} tokens but one block needs {needed} (context length + 1); \

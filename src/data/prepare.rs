@@ -12,7 +12,9 @@ use rayon::prelude::*;
 
 use super::header::{commit_rename, tmp_path};
 use super::inputs::{discover, read_docs, InputFile, RawDoc};
-use super::manifest::{checksum_field, TRAIN_DOCS, TRAIN_STORE, VAL_DOCS, VAL_STORE};
+use super::manifest::{
+    checksum_field, missing_files, TRAIN_DOCS, TRAIN_STORE, VAL_DOCS, VAL_STORE,
+};
 use super::split::{held_out, text_hash};
 use super::{
     DataError, DocIndex, Gpt2Tokenizer, Manifest, SkipCounts, SourceFile, SourceTotals, SplitInfo,
@@ -86,8 +88,15 @@ fn check_options(opts: &PrepareOptions) -> Result<(), DataError> {
         )));
     }
     if opts.out_dir.join(MANIFEST_FILE).exists() && !opts.overwrite {
+        let missing = missing_files(&opts.out_dir);
+        let what = if missing.is_empty() {
+            "prepared data".to_string()
+        } else {
+            format!("incomplete prepared data (missing {})", missing.join(", "))
+        };
         return Err(DataError::RefuseOverwrite {
             dir: opts.out_dir.clone(),
+            what,
         });
     }
     if opts.out_dir.exists() && !opts.out_dir.is_dir() {
@@ -284,6 +293,12 @@ impl State<'_> {
         if nt + nv == 0 {
             return Err(DataError::EmptyCorpus(format!(
                 "no documents in {files} input file(s) ({skipped} empty document(s) skipped)"
+            )));
+        }
+        if nt == 0 && !self.opts.val_inputs.is_empty() {
+            return Err(DataError::EmptyCorpus(format!(
+                "the training inputs hold no documents ({skipped} empty document(s) skipped); \
+                 the {nv} validation document(s) come from the validation inputs"
             )));
         }
         if nt == 0 {

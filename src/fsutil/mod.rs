@@ -7,8 +7,10 @@
 //! - [`DirLock`]: one writing process per directory (run, prepared data, sweep).
 //! - [`to_checksummed_json`], [`from_checksummed_json`]: JSON state files that carry a
 //!   checksum of their own content.
+//! - [`fault`]: named points where a crash test can have the process killed.
 
 mod checksum;
+pub mod fault;
 mod lock;
 
 pub use checksum::{from_checksummed_json, to_checksummed_json, ChecksumError, CHECKSUM_FIELD};

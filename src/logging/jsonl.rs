@@ -221,4 +221,28 @@ mod tests {
         }
         assert_eq!(lines(dir.path()).len(), 2);
     }
+
+    #[test]
+    fn truncation_keeps_steps_up_to_the_checkpoint_and_drops_a_cut_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = JsonlWriter::open(dir.path()).unwrap();
+        for step in 1..=5 {
+            w.scalar("train/loss", step as f64, step, 0.0).unwrap();
+        }
+        w.flush().unwrap();
+        drop(w);
+        let path = dir.path().join(JSONL_FILE_NAME);
+        // A crash in the middle of a line, as the killed run left it.
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"step\":2,\"tag\":\"train/lo");
+        std::fs::write(&path, text).unwrap();
+
+        truncate_after(dir.path(), 3).unwrap();
+        let steps: Vec<u64> = lines(dir.path())
+            .iter()
+            .map(|l| l["step"].as_u64().unwrap())
+            .collect();
+        assert_eq!(steps, [1, 2, 3]);
+        truncate_after(tempfile::tempdir().unwrap().path(), 3).expect("no file is fine");
+    }
 }

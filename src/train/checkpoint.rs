@@ -15,7 +15,7 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
-use crate::fsutil::{from_checksummed_json, to_checksummed_json};
+use crate::fsutil::{fault, from_checksummed_json, to_checksummed_json};
 use crate::model::{GptConfig, Params};
 use crate::rng::Rng;
 
@@ -45,6 +45,49 @@ pub struct TrainState {
     /// continues the same budget.
     #[serde(default)]
     pub budget: crate::budget::BudgetUsage,
+    /// The training-metric window still open at this step, so a run resumed between two log
+    /// lines logs the same interval means as one never interrupted.
+    #[serde(default)]
+    pub log_window: LogWindow,
+}
+
+/// An f64 that may be non-finite (a diverging run's gradient norm) in JSON, which has no
+/// infinities: finite values as numbers, others as the strings "inf", "-inf" and "NaN".
+mod any_f64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else {
+            s.serialize_str(&v.to_string())
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Number(f64),
+            Text(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Number(v) => Ok(v),
+            Repr::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Sums over the steps since the last logged training line (see `train::report`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogWindow {
+    pub steps: u64,
+    #[serde(with = "any_f64")]
+    pub loss_sum: f64,
+    #[serde(with = "any_f64")]
+    pub grad_norm_sum: f64,
+    /// Training samples per corpus source id.
+    pub per_source: Vec<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -113,14 +156,17 @@ pub fn save(
     fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
 
     contents.params.save_safetensors(&tmp.join(MODEL_FILE))?;
+    fault::point("checkpoint-model");
     let optim: HashMap<&str, Tensor> = contents
         .optimizer
         .iter()
         .map(|(k, v)| (k.as_str(), v.clone()))
         .collect();
     candle_core::safetensors::save(&optim, tmp.join(OPTIM_FILE))?;
+    fault::point("checkpoint-optimizer");
     let mut names = vec![MODEL_FILE, OPTIM_FILE];
     names.extend(extra(&tmp)?);
+    fault::point("checkpoint-extra");
 
     let files = names
         .iter()
@@ -138,7 +184,9 @@ pub fn save(
     let manifest_bytes = to_checksummed_json(&manifest)
         .map_err(|e| TrainError::Checkpoint(format!("{MANIFEST_FILE}: {e}")))?;
     write_synced(&tmp.join(MANIFEST_FILE), &manifest_bytes)?;
+    fault::point("checkpoint-manifest");
     replace_dir(&tmp, &final_path)?;
+    fault::point("checkpoint-renamed");
     prune(&dir, keep_last)?;
     Ok(final_path)
 }
@@ -292,4 +340,30 @@ pub fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogWindow;
+
+    #[test]
+    fn log_windows_with_non_finite_sums_round_trip_exactly() {
+        for (loss, norm) in [(0.1 + 0.2, 1e300), (f64::INFINITY, f64::NEG_INFINITY)] {
+            let w = LogWindow {
+                steps: 3,
+                loss_sum: loss,
+                grad_norm_sum: norm,
+                per_source: vec![1, 2],
+            };
+            let back: LogWindow =
+                serde_json::from_str(&serde_json::to_string(&w).unwrap()).unwrap();
+            assert_eq!(back, w);
+        }
+        let nan = LogWindow {
+            grad_norm_sum: f64::NAN,
+            ..Default::default()
+        };
+        let back: LogWindow = serde_json::from_str(&serde_json::to_string(&nan).unwrap()).unwrap();
+        assert!(back.grad_norm_sum.is_nan());
+    }
 }

@@ -7,7 +7,20 @@ use crate::data::{self, PrepareOptions, PreparedData};
 /// Loads the prepared token store, preparing it from `data.inputs` first when it is missing.
 pub fn load_data(config: &Config) -> Result<PreparedData, TrainError> {
     let d = &config.data;
-    if !data::is_prepared(&d.prepared_dir) {
+    let missing = data::missing_files(&d.prepared_dir);
+    if !missing.is_empty() && d.prepared_dir.join(data::MANIFEST_FILE).is_file() {
+        // Someone removed files after a complete prepare (or copied part of a directory):
+        // re-preparing silently could produce different data under the same manifest name.
+        return Err(TrainError::DataSetup(format!(
+            "data.prepared_dir {} holds incomplete prepared data (missing {}): prepare it \
+             again with `syllabus prepare --overwrite --out {}` and the same inputs, or \
+             remove the directory",
+            d.prepared_dir.display(),
+            missing.join(", "),
+            d.prepared_dir.display()
+        )));
+    }
+    if !missing.is_empty() {
         if d.inputs.is_empty() {
             return Err(TrainError::DataSetup(format!(
                 "data.prepared_dir {} holds no prepared data and data.inputs is empty: run \

@@ -17,6 +17,7 @@ pub use batch::load_batch;
 pub use data_setup::load_data;
 pub use device::select_device;
 pub use eval::{evaluate, EvalResult};
+pub use run_dir::CONFIG_FILE;
 pub use session::Session;
 pub use trainer::{train, train_with_registry, TrainOptions, TrainSummary};
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
 
+use super::checkpoint::LogWindow;
 use super::step::StepOutput;
 use super::{evaluate, EvalResult, Session, TrainError, TrainSummary};
 use crate::data::{stats::unigram_entropy, Gpt2Tokenizer};
@@ -33,27 +34,22 @@ pub struct Reporter {
     sources: Vec<String>,
 }
 
+/// The steps since the last logged training line: sums that are part of the training state
+/// (`window`, saved with checkpoints) and wall-clock time, which is not.
 struct Interval {
     start: Instant,
     excluded: Duration,
-    steps: u64,
-    loss_sum: f64,
-    grad_norm_sum: f64,
-    step_ms_sum: f64,
-    /// Training samples per source id in this interval.
-    per_source: Vec<u64>,
+    timed_steps: u64,
+    window: LogWindow,
 }
 
 impl Interval {
-    fn new() -> Self {
+    fn new(window: LogWindow) -> Self {
         Self {
             start: Instant::now(),
             excluded: Duration::ZERO,
-            steps: 0,
-            loss_sum: 0.0,
-            grad_norm_sum: 0.0,
-            step_ms_sum: 0.0,
-            per_source: Vec::new(),
+            timed_steps: 0,
+            window,
         }
     }
 }
@@ -87,7 +83,7 @@ impl Reporter {
             peak,
             flops_per_token: s.gpt_config.flops_per_token(ctx),
             tokens_per_step: c.train.tokens_per_step(ctx),
-            interval: Interval::new(),
+            interval: Interval::new(s.state.log_window.clone()),
             last_eval: None,
             warned_logging: false,
             sources: s.data.manifest.sources.clone(),
@@ -146,7 +142,7 @@ impl Reporter {
 
     /// Counts the step's blocks per corpus source (O(B)).
     pub fn sampled(&mut self, s: &Session, ids: &[usize]) {
-        let counts = &mut self.interval.per_source;
+        let counts = &mut self.interval.window.per_source;
         for &id in ids {
             let src = s.source_of(id) as usize;
             if counts.len() <= src {
@@ -163,8 +159,9 @@ impl Reporter {
         self.logger.scalar("sampler/phase", r.phase as f64, step);
         self.logger
             .scalar("sampler/active_fraction", r.active_fraction, step);
-        let total: u64 = self.interval.per_source.iter().sum();
-        for (id, &n) in self.interval.per_source.iter().enumerate() {
+        let per_source = &self.interval.window.per_source;
+        let total: u64 = per_source.iter().sum();
+        for (id, &n) in per_source.iter().enumerate() {
             let name = self
                 .sources
                 .get(id)
@@ -179,10 +176,10 @@ impl Reporter {
     /// Accumulates one step; logs at every `log_every` steps and at the `last` one.
     pub fn step(&mut self, s: &Session, out: &StepOutput, lr: f64, last: bool) {
         let iv = &mut self.interval;
-        iv.steps += 1;
-        iv.loss_sum += out.loss;
-        iv.grad_norm_sum += out.grad_norm;
-        iv.step_ms_sum += out.timings.total_ms();
+        iv.timed_steps += 1;
+        iv.window.steps += 1;
+        iv.window.loss_sum += out.loss;
+        iv.window.grad_norm_sum += out.grad_norm;
         self.bar.set_position(s.state.step);
         let every = s.config.logging.log_every;
         if s.state.step % every != 0 && !last {
@@ -190,9 +187,12 @@ impl Reporter {
         }
         let now = Instant::now();
         let secs = (now - iv.start).saturating_sub(iv.excluded).as_secs_f64();
-        let n = iv.steps as f64;
-        let tokens_per_s = (iv.steps * self.tokens_per_step) as f64 / secs.max(1e-9);
-        let (loss, grad_norm, step_ms) = (iv.loss_sum / n, iv.grad_norm_sum / n, secs * 1e3 / n);
+        let n = iv.window.steps as f64;
+        let (loss, grad_norm) = (iv.window.loss_sum / n, iv.window.grad_norm_sum / n);
+        // Speed over the steps this process ran (a resumed window's earlier steps are not timed).
+        let timed = iv.timed_steps.max(1) as f64;
+        let tokens_per_s = timed * self.tokens_per_step as f64 / secs.max(1e-9);
+        let step_ms = secs * 1e3 / timed;
         let mfu = self.flops_per_token * tokens_per_s / self.peak.flops;
         let step = s.state.step;
         for (tag, v) in [
@@ -222,7 +222,7 @@ impl Reporter {
             ),
         );
         self.check_logger();
-        self.interval = Interval::new();
+        self.interval = Interval::new(LogWindow::default());
     }
 
     pub fn skipped(&mut self, s: &Session, out: &StepOutput) {
@@ -318,6 +318,11 @@ impl Reporter {
 
     pub fn timed_checkpoint(&mut self, s: &mut Session) -> Result<(), TrainError> {
         let t0 = Instant::now();
+        // Logs reach the disk before the checkpoint does: a run resumed from it keeps its
+        // lines up to this step and logs the rest again. A logger that fails is reported by
+        // `check_logger`; training goes on.
+        self.logger.flush_and_wait(Duration::from_secs(10));
+        s.state.log_window = self.interval.window.clone();
         let path = s.save_checkpoint()?;
         let secs = t0.elapsed();
         self.interval.excluded += secs;

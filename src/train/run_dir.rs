@@ -5,7 +5,8 @@ use std::path::Path;
 
 use super::{checkpoint, TrainError};
 
-const CONFIG_FILE: &str = "config.toml";
+/// The resolved config a run was started with, in its run directory.
+pub const CONFIG_FILE: &str = "config.toml";
 
 /// Readies `dir` for a run of `config_toml` (the resolved config).
 ///
@@ -28,7 +29,8 @@ pub fn prepare(
     if resume {
         if checkpoint::latest(dir)?.is_none() {
             return Err(TrainError::RunDir(format!(
-                "{}: --resume given but it holds no complete checkpoint",
+                "{}: --resume given but it holds no complete checkpoint (the run stopped \
+                 before its first one); start it again with --overwrite",
                 dir.display()
             )));
         }

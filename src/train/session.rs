@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 
-use super::checkpoint::{self, TrainState};
+use super::checkpoint::{self, LogWindow, TrainState};
 use super::data_setup::load_data;
 use super::resume::{load_for_resume, run_id};
 use super::{load_batch, run_dir, select_device, TrainError, TrainOptions};
@@ -130,6 +130,7 @@ impl Session {
             rng,
             data_cursor: policy.save_state(),
             budget: BudgetUsage::default(),
+            log_window: LogWindow::default(),
         };
         let mut meter = BudgetMeter::new(plan.clone(), BudgetUsage::default());
         meter.add_wall(Activity::Calibration, calibration.elapsed());

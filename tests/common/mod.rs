@@ -49,8 +49,14 @@ pub fn write_corpus(dir: &Path) -> (PathBuf, PathBuf) {
 
 /// A config for a very small GPT on the synthetic corpus, everything under `dir`.
 pub fn tiny_config(dir: &Path, steps: u64, extra: &str) -> Config {
+    let text = tiny_config_toml(dir, steps, extra);
+    Config::from_toml_str(&text, "test.toml", &[]).unwrap()
+}
+
+/// The TOML text of [`tiny_config`] (writes the corpus under `dir`).
+pub fn tiny_config_toml(dir: &Path, steps: u64, extra: &str) -> String {
     let (train, val) = write_corpus(dir);
-    let text = format!(
+    format!(
         r#"
 [run]
 name = "t"
@@ -81,7 +87,7 @@ max_blocks = 8
 batch_size = 4
 sample_tokens = 4
 # The end-of-run suite on the validation split only: the same on machines with and without
-# ../shared/data/eval, and fast.
+# the shared evaluation data, and fast.
 tasks = ["val"]
 ppl_max_tokens = 256
 [checkpoint]
@@ -95,6 +101,5 @@ log_every = 2
         prep = dir.join("prepared").display(),
         train = train.display(),
         val = val.display(),
-    );
-    Config::from_toml_str(&text, "test.toml", &[]).unwrap()
+    )
 }
