@@ -1,13 +1,24 @@
 //! syllabus: adaptive-curriculum pretraining of GPT-2-sized language models.
 //!
-//! Folder per concern: `data` (tokenizer, token store, blocks), `model` (GPT-2),
-//! `optim` (AdamW, schedules), `train` (loop, checkpoints, eval), `eval` (perplexity and
-//! zero-shot suite), `logging`
-//! (metrics sinks: TensorBoard, JSONL, console), `config` (TOML schema + validation).
+//! A folder per concern, in layers; a module uses only those below it (checked by
+//! `tests/module_graph.rs`):
+//!
+//! 1. `rng` (the seeded RNG), `fsutil` (atomic writes, directory locks, checksummed JSON, fault
+//!    points), `kernels` (gemm, SIMD, CUDA launches), `scaling` (scaling-law fits).
+//! 2. `data` (tokenizer, token store, blocks, prepare), `model` (GPT-2, its CPU passes and
+//!    fused ops), `logging` (TensorBoard, JSONL, console), `ledger` (per-block losses),
+//!    `eval` (perplexity and zero-shot scoring), `device` (opening a device, the MFU peak),
+//!    `generate` (sampling text), `sampling` (policies that pick blocks from the ledger).
+//! 3. `config` (the TOML schema, composed of the sections above, and its validation).
+//! 4. `optim` (AdamW, schedules, one training step), `perf` (`bench`, `check-grads`),
+//!    `budget` (compute classes, the plan, the meter, the reference throughput).
+//! 5. `train` (the run: session, loop, checkpoints, resume, reporting).
+//! 6. `sweep` (grids of runs and their results); the `syllabus` binary's commands on top.
 
 pub mod budget;
 pub mod config;
 pub mod data;
+pub mod device;
 pub mod eval;
 pub mod fsutil;
 pub mod generate;

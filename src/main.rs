@@ -1,5 +1,5 @@
 //! `syllabus` command-line entry point: parse, dispatch, report errors. The work lives in the
-//! library; see `cli.rs` for the commands.
+//! library; the commands are in `cli/`.
 
 mod cli;
 

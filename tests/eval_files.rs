@@ -199,7 +199,7 @@ batch_size = 2
     assert_eq!(cfg.eval.tasks, ["auto"]);
     assert_eq!(cfg.eval.tasks_dir, Path::new("../shared/data/eval"));
     assert_eq!(cfg.eval.stride, None);
-    let opts = syllabus::eval::SuiteOptions::from_config(&cfg, None).expect("options");
+    let opts = syllabus::train::suite_options(&cfg, None).expect("options");
     assert_eq!(
         (opts.context, opts.stride),
         (128, 32),

@@ -8,10 +8,10 @@ use candle_core::{DType, Device, Tensor};
 use syllabus::config::Config;
 use syllabus::kernels::Kernels;
 use syllabus::model::{Gpt, GptConfig, ModelError, Params, Precision, Timing};
+use syllabus::optim::train_step;
 use syllabus::optim::{AdamW, AdamWParams};
 use syllabus::perf::{check_grads, Tolerance};
 use syllabus::rng::Rng;
-use syllabus::train::step::train_step;
 
 type R = Result<(), Box<dyn std::error::Error>>;
 

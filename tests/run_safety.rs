@@ -80,7 +80,7 @@ fn a_second_writer_on_a_live_directory_is_refused_naming_the_holder() {
     };
     train(&cfg, &resumed).expect("free again once the holder is gone");
 
-    // The same for a prepared-data directory and a sweep directory.
+    // The same for a prepared-data directory.
     let prepared = d.join("prepared");
     let held = DirLock::acquire(&prepared, "prepare").unwrap();
     let input = d.join("train.txt").display().to_string();

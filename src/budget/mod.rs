@@ -10,12 +10,11 @@
 //! measured, copied from `throughput_file`, or given as a number; never re-measured, also not on
 //! resume) and `budget.json` (the plan).
 
-mod config;
 mod meter;
 mod plan;
 mod reference;
 
-pub use config::{class_hours, BudgetAmount, BudgetConfig, StepRounding, COMPUTE_CLASSES};
+pub use crate::config::{class_hours, BudgetAmount, BudgetConfig, StepRounding, COMPUTE_CLASSES};
 pub use meter::{
     plan_wall_decay, Activity, BudgetMeter, BudgetUsage, StopReason, WallDecay, WallSeconds,
 };
@@ -57,13 +56,7 @@ pub enum BudgetError {
     #[error("schedule.warmup_steps ({warmup}) exceeds the {planned} steps the budget buys")]
     WarmupTooLong { warmup: u64, planned: u64 },
     #[error("measuring the reference throughput: {0}")]
-    Measure(String),
-}
-
-impl From<crate::train::TrainError> for BudgetError {
-    fn from(e: crate::train::TrainError) -> Self {
-        BudgetError::Measure(e.to_string())
-    }
+    Measure(#[from] crate::perf::PerfError),
 }
 
 /// Where the reference comes from before any run directory is touched.

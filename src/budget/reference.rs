@@ -81,7 +81,7 @@ impl ThroughputReference {
             step_ms_median: None,
             syllabus_version: env!("CARGO_PKG_VERSION").into(),
             candle_version: env!("SYLLABUS_CANDLE_VERSION").into(),
-            measured_unix: crate::train::checkpoint::unix_now(),
+            measured_unix: crate::fsutil::unix_now(),
         }
     }
 
@@ -171,6 +171,6 @@ pub fn measure(
         step_ms_median: Some(r.step_ms),
         syllabus_version: env!("CARGO_PKG_VERSION").into(),
         candle_version: env!("SYLLABUS_CANDLE_VERSION").into(),
-        measured_unix: crate::train::checkpoint::unix_now(),
+        measured_unix: crate::fsutil::unix_now(),
     })
 }

@@ -6,10 +6,11 @@ use anyhow::Result;
 use clap::Args;
 
 use syllabus::config::Config;
-use syllabus::eval::{self, EvalOverrides};
+use syllabus::device::{select_device, use_tf32_matmuls};
+use syllabus::eval;
 use syllabus::ledger;
 use syllabus::scaling::{self, Cut, Filter, FitOptions, Form, Format, Method, UnitChoice};
-use syllabus::train::{select_device, CONFIG_FILE};
+use syllabus::train::{self, CONFIG_FILE};
 
 use super::set_threads;
 
@@ -189,7 +190,8 @@ pub(super) fn eval_cmd(a: EvalArgs) -> Result<()> {
     )?;
     set_threads(config.run.threads)?;
     let device = select_device(&a.device)?;
-    let overrides = EvalOverrides {
+    use_tf32_matmuls(&device);
+    let overrides = train::EvalOverrides {
         tasks: a.tasks,
         tasks_dir: a.tasks_dir,
         task_limit: a.limit,
@@ -198,7 +200,7 @@ pub(super) fn eval_cmd(a: EvalArgs) -> Result<()> {
         batch_size: a.batch_size,
         quiet: false,
     };
-    let r = eval::evaluate_checkpoint(
+    let r = train::evaluate_checkpoint(
         &a.run,
         &config,
         a.checkpoint.as_deref(),

@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use syllabus::config::Config;
-
 #[derive(Parser)]
 #[command(
     name = "syllabus",
@@ -98,14 +96,9 @@ fn run_directory<'a>(dir: &'a Path, needed: &str) -> Result<&'a Path> {
     Ok(dir)
 }
 
-fn load_config(a: &ConfigArgs) -> Result<Config> {
-    let config = Config::load(&a.config, &a.set)?;
-    set_threads(config.run.threads)?;
-    Ok(config)
-}
-
-/// Thread count must be fixed before candle or rayon start their pools: bit-exact CPU
-/// determinism holds per thread count.
+/// Sets the process-wide thread count of rayon and candle to `run.threads` (0 keeps their
+/// default). Must run before either starts its pool: bit-exact CPU determinism holds per
+/// thread count.
 fn set_threads(threads: usize) -> Result<()> {
     if threads > 0 {
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());

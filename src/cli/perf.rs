@@ -9,7 +9,7 @@ use syllabus::config::Config;
 use syllabus::logging::console::config_table;
 use syllabus::perf::{bench, check_grads, BenchOptions, GradCheckReport, Tolerance};
 
-use super::{load_config, ConfigArgs};
+use super::{set_threads, ConfigArgs};
 
 #[derive(Args)]
 pub(super) struct BenchArgs {
@@ -66,7 +66,8 @@ pub(super) fn bench_cmd(a: BenchArgs) -> Result<()> {
     if a.steps == 0 {
         bail!("--steps must be at least 1 (the timed steps)");
     }
-    let mut config = load_config(&a.config)?;
+    let mut config = Config::load(&a.config.config, &a.config.set)?;
+    set_threads(config.run.threads)?;
     match a.vocab_size {
         Some(0) => bail!("--vocab-size must be > 0"),
         Some(v) => config.model.vocab_size = Some(v),
@@ -128,7 +129,8 @@ pub(super) fn throughput_cmd(a: ThroughputArgs) -> Result<()> {
     if a.steps == 0 {
         bail!("--steps must be at least 1 (the timed steps)");
     }
-    let base = load_config(&a.config)?;
+    let base = Config::load(&a.config.config, &a.config.set)?;
+    set_threads(base.run.threads)?;
     let sizes = match a.batch_sizes.is_empty() {
         true => vec![base.train.batch_size],
         false => a.batch_sizes.clone(),
@@ -173,7 +175,8 @@ pub(super) fn throughput_cmd(a: ThroughputArgs) -> Result<()> {
 }
 
 pub(super) fn check_grads_cmd(a: CheckGradsArgs) -> Result<()> {
-    let config = load_config(&a.config)?;
+    let config = Config::load(&a.config.config, &a.config.set)?;
+    set_threads(config.run.threads)?;
     let tolerance =
         Tolerance::default_for(config.train.precision).overridden(a.grad_tol, a.loss_tol);
     let r = check_grads(&config, Some(tolerance))?;

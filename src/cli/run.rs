@@ -5,13 +5,15 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Args;
 
+use syllabus::config::Config;
 use syllabus::data::{self, FileStatus, Gpt2Tokenizer, PrepareOptions};
+use syllabus::device::{select_device, use_tf32_matmuls};
 use syllabus::generate::{generate, SampleOptions};
 use syllabus::model::Gpt;
 use syllabus::rng::Rng;
-use syllabus::train::{checkpoint, select_device, train, TrainError, TrainOptions, CONFIG_FILE};
+use syllabus::train::{checkpoint, train, TrainError, TrainOptions, CONFIG_FILE};
 
-use super::{load_config, ConfigArgs};
+use super::{set_threads, ConfigArgs};
 
 #[derive(Args)]
 pub(super) struct PrepareArgs {
@@ -133,7 +135,8 @@ pub(super) fn verify(a: VerifyArgs) -> Result<()> {
 }
 
 pub(super) fn train_cmd(a: TrainArgs) -> Result<()> {
-    let config = load_config(&a.config)?;
+    let config = Config::load(&a.config.config, &a.config.set)?;
+    set_threads(config.run.threads)?;
     let opts = TrainOptions {
         resume: a.resume || a.resume_from.is_some(),
         resume_from: a.resume_from,
@@ -165,6 +168,7 @@ pub(super) fn sample(a: SampleArgs) -> Result<()> {
         );
     }
     let device = select_device(&a.device)?;
+    use_tf32_matmuls(&device);
     let Some(path) = checkpoint::latest(super::run_directory(&a.run, CONFIG_FILE)?)? else {
         bail!("{}: no complete checkpoint to sample from", a.run.display());
     };

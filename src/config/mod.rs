@@ -4,14 +4,15 @@
 //! on each field. [`Config::load`] parses, applies `--set key=value` overrides, and validates once,
 //! reporting every problem together with its field path.
 
+mod budget;
 mod overrides;
 mod resources;
 mod sampling;
 mod schema;
 mod validate;
 
+pub use budget::{class_hours, BudgetAmount, BudgetConfig, StepRounding, COMPUTE_CLASSES};
 pub use schema::*;
-pub use validate::parse_device;
 
 use std::path::Path;
 

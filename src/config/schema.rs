@@ -23,7 +23,7 @@ pub struct Config {
     pub train: TrainConfig,
     /// `[budget]`: how much compute the run may spend (steps, tokens, FLOPs or
     /// accelerator-hours). Required.
-    pub budget: crate::budget::BudgetConfig,
+    pub budget: super::BudgetConfig,
     #[serde(default)]
     pub eval: EvalConfig,
     #[serde(default)]
@@ -37,7 +37,7 @@ pub struct Config {
     pub ledger: UpdateRule,
     /// `[perf]`: the peak FLOP/s MFU is reported against.
     #[serde(default)]
-    pub perf: crate::perf::PerfConfig,
+    pub perf: crate::device::PerfConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

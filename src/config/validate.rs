@@ -52,7 +52,7 @@ impl Config {
     }
 
     fn check_run(&self, p: &mut Vec<String>) {
-        if parse_device(&self.run.device).is_none() {
+        if crate::device::parse_device(&self.run.device).is_none() {
             p.push(format!(
                 "run.device must be \"cpu\", \"cuda\" or \"cuda:N\", got {:?}",
                 self.run.device
@@ -210,15 +210,5 @@ impl Config {
                 self.eval.temperature
             ));
         }
-    }
-}
-
-/// `"cpu"` -> `Some(None)`, `"cuda"` -> `Some(Some(0))`, `"cuda:N"` -> `Some(Some(N))`,
-/// anything else -> `None`.
-pub fn parse_device(s: &str) -> Option<Option<usize>> {
-    match s {
-        "cpu" => Some(None),
-        "cuda" => Some(Some(0)),
-        _ => s.strip_prefix("cuda:")?.parse().ok().map(Some),
     }
 }

@@ -341,9 +341,7 @@ impl State<'_> {
     /// The manifest, given the content checksums of the train and val indexes.
     fn manifest(&self, (train_docs_crc, val_docs_crc): (u32, u32)) -> Manifest {
         let by_hash = self.opts.val_inputs.is_empty();
-        let created_unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let created_unix = crate::fsutil::unix_now();
         Manifest {
             format_version: MANIFEST_FORMAT_VERSION,
             tokenizer: TOKENIZER_NAME.to_string(),

@@ -10,13 +10,12 @@
 //! - [`perplexity`]: sliding-window normalised perplexity (per UTF-8 byte and per character).
 //! - [`choice`]: the multiple-choice scoring rule shared by HellaSwag, PIQA, ARC and WinoGrande;
 //!   [`lambada`]: last-word accuracy.
-//! - [`datasets`]: parsers for the files under `shared/data/eval/`, with `file:line: field`
+//! - [`datasets`]: parsers for the evaluation files (`eval.tasks_dir`), with `file:line: field`
 //!   errors.
 //! - [`suite`]: task selection ([`SuiteOptions`]) and [`run_suite`], the entry point the trainer
-//!   calls; [`checkpoint_eval`]: [`evaluate_checkpoint`] for a saved checkpoint (`syllabus eval`,
-//!   the sweep runner); [`report`]: `eval.json`, TensorBoard scalars and the console table.
+//!   calls; [`report`]: `eval.json`, TensorBoard scalars and the console table. Evaluating a
+//!   run's saved checkpoint (`syllabus eval`) is `train::evaluate_checkpoint`.
 
-pub mod checkpoint_eval;
 pub mod choice;
 pub mod datasets;
 pub mod gpt_scorer;
@@ -29,7 +28,6 @@ pub mod suite;
 
 use std::path::PathBuf;
 
-pub use checkpoint_eval::{evaluate_checkpoint, CheckpointEval, EvalOverrides};
 pub use choice::{ChoiceExample, Normalisation, TaskReport};
 pub use gpt_scorer::GptScorer;
 pub use lambada::ClozeExample;
@@ -37,7 +35,7 @@ pub use perplexity::{sliding_window_requests, PerplexityReport};
 pub use report::{log_scalars, render_table, write_eval_json, EVAL_FILE};
 pub use scorer::{score_all, Request, Score, Scorer};
 pub use suite::{
-    run_suite, run_suite_with, SkippedTask, SuiteOptions, SuiteReport, Task, TaskSelection,
+    resolve, run_suite, run_suite_with, SkippedTask, SuiteOptions, SuiteReport, Task, TaskSelection,
 };
 
 /// Everything that can go wrong while evaluating. File problems name the file (and line and
@@ -90,16 +88,6 @@ pub enum EvalError {
 
     #[error(transparent)]
     Logging(#[from] crate::logging::LoggingError),
-
-    /// Loading a checkpoint. Boxed: the trainer may wrap [`EvalError`] in its own error.
-    #[error(transparent)]
-    Checkpoint(Box<crate::train::TrainError>),
-}
-
-impl From<crate::train::TrainError> for EvalError {
-    fn from(e: crate::train::TrainError) -> Self {
-        EvalError::Checkpoint(Box::new(e))
-    }
 }
 
 impl EvalError {

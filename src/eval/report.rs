@@ -48,7 +48,7 @@ pub fn write_eval_json(
     let entry = Entry {
         step,
         checkpoint,
-        created_unix: crate::train::checkpoint::unix_now(),
+        created_unix: crate::fsutil::unix_now(),
         report,
     };
     file.checkpoints.insert(step, serde_json::to_value(&entry)?);

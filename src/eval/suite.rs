@@ -14,7 +14,6 @@ use super::lambada::evaluate_lambada;
 use super::perplexity::{evaluate_stream, PerplexityReport};
 use super::scorer::Scorer;
 use super::{datasets, EvalError};
-use crate::config::Config;
 use crate::data::{Gpt2Tokenizer, TokenStore};
 use crate::model::Gpt;
 
@@ -140,29 +139,6 @@ pub struct SuiteOptions {
     pub val: Option<Arc<TokenStore>>,
     /// No progress lines on stderr.
     pub quiet: bool,
-}
-
-impl SuiteOptions {
-    /// Options from a run's `[eval]` config. `val` is the run's prepared validation split
-    /// (`None` when it is not available: auto mode then skips `val`).
-    pub fn from_config(config: &Config, val: Option<Arc<TokenStore>>) -> Result<Self, EvalError> {
-        let e = &config.eval;
-        let context = config.context();
-        let selection = TaskSelection::parse(&e.tasks)?;
-        let (tasks, skipped) = resolve(&selection, &e.tasks_dir, val.is_some())?;
-        Ok(SuiteOptions {
-            tasks,
-            skipped,
-            tasks_dir: e.tasks_dir.clone(),
-            task_limit: e.task_limit,
-            ppl_max_tokens: e.ppl_max_tokens,
-            context,
-            stride: e.stride.unwrap_or((context / 4).max(1)),
-            batch_size: e.batch_size,
-            val,
-            quiet: false,
-        })
-    }
 }
 
 /// The tasks to run and those auto mode skips. Explicitly named tasks must be runnable.

@@ -21,6 +21,34 @@ pub(crate) mod cuda;
 pub mod gemm;
 pub mod simd;
 
+/// (B·H, T, hd) of the fused attention's `[3, B, H, T, hd]` layout.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AttentionDims {
+    pub heads: usize,
+    pub t: usize,
+    pub hd: usize,
+}
+
+impl AttentionDims {
+    pub(crate) fn of(qkv: &candle_core::Shape) -> candle_core::Result<Self> {
+        let (three, b, h, t, hd) = qkv.dims5()?;
+        if three != 3 {
+            candle_core::bail!("fused attention: qkv must be [3, B, H, T, hd], got {qkv:?}")
+        }
+        Ok(Self {
+            heads: b * h,
+            t,
+            hd,
+        })
+    }
+
+    /// The softmax temperature (the CUDA kernels' argument).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub fn scale(&self) -> f32 {
+        1.0 / (self.hd as f32).sqrt()
+    }
+}
+
 /// `perf.kernels`: which implementation the model's passes and AdamW use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

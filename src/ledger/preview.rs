@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use super::header::LedgerHeader;
-use crate::config::Config;
 use crate::data::{load_prepared, Blocks, Gpt2Tokenizer, Manifest, MANIFEST_FILE};
 
 /// What the report could load about the run's data.
@@ -77,9 +76,21 @@ fn prepared_dir(run_dir: &Path) -> Result<PathBuf, String> {
             path.display()
         )
     })?;
-    let config = Config::from_toml_str(&text, &path.display().to_string(), &[])
-        .map_err(|e| format!("no source names or previews: {e}"))?;
-    Ok(config.data.prepared_dir)
+    // Only `data.prepared_dir` is needed: the saved config is the resolved one, so the key is
+    // there, and the rest of the config is the trainer's business, not the ledger's.
+    let table: toml::Table = toml::from_str(&text)
+        .map_err(|e| format!("no source names or previews: {}: {e}", path.display()))?;
+    table
+        .get("data")
+        .and_then(|d| d.get("prepared_dir"))
+        .and_then(|p| p.as_str())
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            format!(
+                "no source names or previews: {} has no data.prepared_dir",
+                path.display()
+            )
+        })
 }
 
 fn read_source_names(prepared: &Path) -> Result<Vec<String>, String> {

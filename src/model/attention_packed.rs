@@ -9,7 +9,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Shape, Tensor
 use rayon::prelude::*;
 
 use super::cpu::attention::{head_backward, head_forward, HeadQkv, HeadRows};
-use crate::kernels::contiguous_f32;
+use crate::kernels::{contiguous_f32, AttentionDims};
 
 /// Causal softmax attention with scale 1/sqrt(hd): `qkv` [3, B, H, T, hd] (f32) → [B, H, T, hd].
 pub fn fused_causal_attention(qkv: &Tensor) -> candle_core::Result<Tensor> {
@@ -21,33 +21,8 @@ pub fn fused_causal_attention(qkv: &Tensor) -> candle_core::Result<Tensor> {
     out.narrow(3, 0, hd) // [B, H, T, hd]; the log-sum-exp column stays for the backward
 }
 
-/// (B·H, T, hd) of a [3, B, H, T, hd] layout.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct AttentionDims {
-    pub heads: usize,
-    pub t: usize,
-    pub hd: usize,
-}
-
+// CPU-side views of the kernels' layout.
 impl AttentionDims {
-    fn of(qkv: &Shape) -> candle_core::Result<Self> {
-        let (three, b, h, t, hd) = qkv.dims5()?;
-        if three != 3 {
-            candle_core::bail!("fused attention: qkv must be [3, B, H, T, hd], got {qkv:?}")
-        }
-        Ok(Self {
-            heads: b * h,
-            t,
-            hd,
-        })
-    }
-
-    /// The softmax temperature (the CUDA kernels' argument).
-    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-    pub fn scale(&self) -> f32 {
-        1.0 / (self.hd as f32).sqrt()
-    }
-
     fn plane(&self) -> usize {
         self.heads * self.t * self.hd
     }

@@ -4,12 +4,12 @@
 use candle_core::Tensor;
 use serde::Serialize;
 
-use super::{device_name, matmul_peak_flops_for};
+use super::PerfError;
 use crate::config::Config;
+use crate::device::{device_name, matmul_peak_flops_for, select_device, use_tf32_matmuls};
 use crate::model::{Gpt, Params, Timing};
-use crate::optim::{AdamW, AdamWParams};
+use crate::optim::{train_step, AdamW, AdamWParams};
 use crate::rng::Rng;
-use crate::train::{select_device, step::train_step, TrainError};
 
 #[derive(Clone, Copy, Debug)]
 pub struct BenchOptions {
@@ -51,8 +51,9 @@ pub struct BenchReport {
     pub mfu: f64,
 }
 
-pub fn bench(config: &Config, opts: BenchOptions) -> Result<BenchReport, TrainError> {
+pub fn bench(config: &Config, opts: BenchOptions) -> Result<BenchReport, PerfError> {
     let device = select_device(&config.run.device)?;
+    use_tf32_matmuls(&device); // as training does
     let gpt_cfg = config.gpt();
     let ctx = config.context();
     let (micro, accum) = (config.train.batch_size, config.train.grad_accum);
@@ -141,7 +142,7 @@ fn time_forward_only(
     batches: &[(Tensor, Tensor)],
     device: &candle_core::Device,
     opts: BenchOptions,
-) -> Result<f64, TrainError> {
+) -> Result<f64, PerfError> {
     let mut times = Vec::new();
     for i in 0..opts.warmup_steps.min(2) + opts.timed_steps {
         let t0 = std::time::Instant::now();

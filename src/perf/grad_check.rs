@@ -11,11 +11,12 @@
 use candle_core::{DType, Device, Tensor};
 use serde::Serialize;
 
+use super::PerfError;
 use crate::config::Config;
+use crate::device::{select_device, use_tf32_matmuls};
 use crate::kernels::Kernels;
-use crate::model::{Gpt, Params, Precision, Timing};
+use crate::model::{Gpt, ModelError, Params, Precision, Timing};
 use crate::rng::Rng;
-use crate::train::{select_device, TrainError};
 
 /// Relative tolerances of the comparison with the CPU f32 reference.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -96,8 +97,9 @@ impl GradCheckReport {
 pub fn check_grads(
     config: &Config,
     tolerance: Option<Tolerance>,
-) -> Result<GradCheckReport, TrainError> {
+) -> Result<GradCheckReport, PerfError> {
     let device = select_device(&config.run.device)?;
+    use_tf32_matmuls(&device); // the precision training runs in
     let precision = config.train.precision;
     let tol = tolerance.unwrap_or_else(|| Tolerance::default_for(precision));
     let gpt_cfg = config.gpt();
@@ -135,7 +137,7 @@ pub fn check_grads(
             problems.push(format!("{name}: no gradient"));
             continue;
         };
-        let g_ref = g_ref.ok_or_else(|| TrainError::NoGradient(format!("{name} (CPU f32)")))?;
+        let g_ref = g_ref.ok_or_else(|| ModelError::NoGradient(format!("{name} (CPU f32)")))?;
         let row = compare(&name, &g, &g_ref)?;
         if !row.norm.is_finite() {
             problems.push(format!("{name}: non-finite gradient"));
@@ -173,7 +175,7 @@ fn loss_and_grads(
     (precision, kernels): (Precision, Kernels),
     block: &Tensor,
     config: &Config,
-) -> Result<(f64, NamedGrads), TrainError> {
+) -> Result<(f64, NamedGrads), PerfError> {
     let device = params.get("transformer.wte.weight")?.device().clone();
     let t = config.context();
     let block = block.to_device(&device)?;
@@ -195,12 +197,12 @@ fn loss_and_grads(
                 .transpose()?;
             Ok((name.clone(), g))
         })
-        .collect::<Result<_, TrainError>>()?;
+        .collect::<Result<_, PerfError>>()?;
     Ok((loss, named))
 }
 
-fn compare(name: &str, g: &Tensor, g_ref: &Tensor) -> Result<ParamGradCheck, TrainError> {
-    let norm = |t: &Tensor| -> Result<f64, TrainError> {
+fn compare(name: &str, g: &Tensor, g_ref: &Tensor) -> Result<ParamGradCheck, PerfError> {
+    let norm = |t: &Tensor| -> Result<f64, PerfError> {
         Ok(t.to_dtype(DType::F64)?
             .sqr()?
             .sum_all()?

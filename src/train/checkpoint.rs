@@ -15,7 +15,7 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
-use crate::fsutil::{fault, from_checksummed_json, to_checksummed_json};
+use crate::fsutil::{fault, from_checksummed_json, to_checksummed_json, unix_now};
 use crate::model::{GptConfig, Params};
 use crate::rng::Rng;
 
@@ -333,13 +333,6 @@ pub fn load(path: &Path, device: &Device) -> Result<LoadedCheckpoint, TrainError
         optimizer,
         path: path.to_path_buf(),
     })
-}
-
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -1,21 +1,20 @@
-//! The training run: setup ([`session`]), the loop ([`trainer`]), one optimizer step
-//! ([`step`]), evaluation, checkpoints and the run directory.
+//! The training run: setup ([`session`]), the loop ([`trainer`]), evaluation, checkpoints and
+//! the run directory. One optimizer step is `optim::train_step`.
 
 mod batch;
 pub mod checkpoint;
+mod checkpoint_eval;
 mod data_setup;
-mod device;
 pub mod eval;
 mod report;
 mod resume;
 mod run_dir;
 mod session;
-pub mod step;
 mod trainer;
 
 pub use batch::load_batch;
+pub use checkpoint_eval::{evaluate_checkpoint, suite_options, CheckpointEval, EvalOverrides};
 pub use data_setup::load_data;
-pub use device::select_device;
 pub use eval::{evaluate, EvalResult};
 pub use run_dir::CONFIG_FILE;
 pub use session::Session;
@@ -67,11 +66,9 @@ pub enum TrainError {
         reason: String,
     },
     #[error("device: {0}")]
-    Device(String),
+    Device(#[from] crate::device::DeviceError),
     #[error("data: {0}")]
     DataSetup(String),
-    #[error("parameter {0} received no gradient (an op in the model does not backpropagate)")]
-    NoGradient(String),
     #[error(
         "{skips} consecutive updates were skipped, the last at step {step} because {reason}; \
          stopped. The weights and the ledger are untouched by those steps; the last good state \

@@ -7,16 +7,16 @@ use std::time::{Duration, Instant};
 use indicatif::ProgressBar;
 
 use super::checkpoint::LogWindow;
-use super::step::StepOutput;
 use super::{evaluate, EvalResult, Session, TrainError, TrainSummary};
 use crate::data::{stats::unigram_entropy, Gpt2Tokenizer};
+use crate::device::Peak;
 use crate::eval;
 use crate::generate::{generate, SampleOptions};
 use crate::ledger::{self, LossMetric};
 use crate::logging::{console, LoggerOptions, MetricsLogger, MetricsSink};
 use crate::model::attention::uses_fused_attention;
 use crate::model::Gpt;
-use crate::perf::Peak;
+use crate::optim::StepOutput;
 use crate::rng::Rng;
 
 pub struct Reporter {

@@ -10,12 +10,13 @@ use candle_core::Device;
 use super::checkpoint::{self, LogWindow, TrainState};
 use super::data_setup::load_data;
 use super::resume::{load_for_resume, run_id};
-use super::{load_batch, run_dir, select_device, TrainError, TrainOptions};
+use super::{load_batch, run_dir, TrainError, TrainOptions};
 use crate::budget::{
     self, Activity, BudgetMeter, BudgetPlan, BudgetUsage, ReferenceSource, ThroughputReference,
 };
 use crate::config::Config;
 use crate::data::{Blocks, PreparedData};
+use crate::device::{select_device, use_tf32_matmuls};
 use crate::eval::SuiteOptions;
 use crate::fsutil::{from_checksummed_json, to_checksummed_json, DirLock};
 use crate::ledger::{Ledger, LedgerRead, LEDGER_FILE};
@@ -59,6 +60,7 @@ impl Session {
         // Everything that can fail on bad input is checked before the run directory is
         // touched, so a failed start leaves no half-made run behind.
         let device = select_device(&config.run.device)?;
+        use_tf32_matmuls(&device); // as `train.precision` documents
         let gpt_config = config.gpt();
         let data = load_data(config)?;
         let block_len = config.context() + 1;
@@ -83,7 +85,7 @@ impl Session {
             ReferenceSource::Measure => Some(measure_reference(config)?),
         };
         let plan = budget_plan(config, policy.as_ref(), reference)?;
-        let suite = SuiteOptions::from_config(config, Some(data.val.clone()))?;
+        let suite = super::suite_options(config, Some(data.val.clone()))?;
         // One writer per run directory: a second `train` on a live run (even with --resume or
         // --overwrite) stops here, before it reads or replaces anything.
         let lock = DirLock::acquire(&run_dir, "train")?;

@@ -7,12 +7,12 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::report::Reporter;
-use super::step::train_step;
 use super::SUMMARY_FILE;
 use super::{load_batch, EvalResult, Session, TrainError};
 use crate::budget::{Activity, BudgetUsage, StopReason};
 use crate::config::Config;
 use crate::model::Timing;
+use crate::optim::train_step;
 use crate::sampling::Registry;
 
 #[derive(Clone, Debug, Default)]

@@ -1,18 +1,19 @@
-//! Evaluating a saved checkpoint of a run (`syllabus eval`, the sweep runner): load, run the
-//! suite, store the results in `eval.json` and log them at the checkpoint's step.
+//! Evaluating a saved checkpoint of a run (`syllabus eval`): load, run the suite, store the
+//! results in `eval.json` and log them at the checkpoint's step.
 
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 
-use super::report::{log_scalars, write_eval_json};
-use super::suite::{run_suite, SuiteOptions, SuiteReport};
-use super::EvalError;
+use std::sync::Arc;
+
+use super::{checkpoint, TrainError};
 use crate::config::Config;
-use crate::data::{self, Gpt2Tokenizer};
+use crate::data::{self, Gpt2Tokenizer, TokenStore};
+use crate::eval::{log_scalars, resolve, run_suite, write_eval_json, SuiteOptions, SuiteReport};
+use crate::eval::{EvalError, TaskSelection};
 use crate::logging::{LoggerOptions, MetricsLogger};
 use crate::model::Gpt;
-use crate::train::checkpoint;
 
 /// Replacements for the run's `[eval]` settings (command-line flags); `None` keeps the config's.
 #[derive(Clone, Debug, Default)]
@@ -64,11 +65,11 @@ pub fn evaluate_checkpoint(
     checkpoint: Option<&Path>,
     overrides: &EvalOverrides,
     device: &Device,
-) -> Result<CheckpointEval, EvalError> {
+) -> Result<CheckpointEval, TrainError> {
     let path = match checkpoint {
         Some(p) => p.to_path_buf(),
         None => checkpoint::latest(run_dir)?.ok_or_else(|| {
-            EvalError::Invalid(format!(
+            TrainError::RunDir(format!(
                 "{}: no complete checkpoint to evaluate",
                 run_dir.display()
             ))
@@ -83,7 +84,7 @@ pub fn evaluate_checkpoint(
     } else {
         None
     };
-    let mut opts = SuiteOptions::from_config(&config, val)?;
+    let mut opts = suite_options(&config, val)?;
     opts.quiet = overrides.quiet;
     let gpt = Gpt::new_inference(&ckpt.manifest.model, &ckpt.params)?;
     let report = run_suite(&gpt, &Gpt2Tokenizer::new()?, &opts, device)?;
@@ -103,5 +104,29 @@ pub fn evaluate_checkpoint(
         checkpoint: path,
         report,
         eval_json,
+    })
+}
+
+/// Suite options from a run's `[eval]` config. `val` is the run's prepared validation split
+/// (`None` when it is not available: auto mode then skips `val`).
+pub fn suite_options(
+    config: &Config,
+    val: Option<Arc<TokenStore>>,
+) -> Result<SuiteOptions, EvalError> {
+    let e = &config.eval;
+    let context = config.context();
+    let selection = TaskSelection::parse(&e.tasks)?;
+    let (tasks, skipped) = resolve(&selection, &e.tasks_dir, val.is_some())?;
+    Ok(SuiteOptions {
+        tasks,
+        skipped,
+        tasks_dir: e.tasks_dir.clone(),
+        task_limit: e.task_limit,
+        ppl_max_tokens: e.ppl_max_tokens,
+        context,
+        stride: e.stride.unwrap_or((context / 4).max(1)),
+        batch_size: e.batch_size,
+        val,
+        quiet: false,
     })
 }

@@ -5,9 +5,8 @@ use std::time::Instant;
 
 use candle_core::Tensor;
 
-use super::TrainError;
+use super::{clip_scale, global_grad_norm, AdamW, OptimError};
 use crate::model::{Gpt, Params, Timing};
-use crate::optim::{clip_scale, global_grad_norm, AdamW};
 
 /// Wall time of the three phases of a step, in milliseconds.
 #[derive(Clone, Copy, Debug, Default)]
@@ -59,7 +58,7 @@ pub fn train_step(
     micro_batches: &[(Tensor, Tensor)],
     (lr, grad_clip): (f64, f64),
     timing: Timing,
-) -> Result<StepOutput, TrainError> {
+) -> Result<StepOutput, OptimError> {
     let pass = gpt.loss_and_grads(micro_batches, timing)?;
     let per_sequence = pass.per_sequence;
     let loss = per_sequence.iter().map(|&l| l as f64).sum::<f64>() / per_sequence.len() as f64;
