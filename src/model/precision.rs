@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// Everything in f32 (TF32 tensor cores on CUDA for the matmuls, see `train::device`).
+    /// Everything in f32 (TF32 tensor cores on CUDA for the matmuls, see `device::use_tf32_matmuls`).
     #[default]
     F32,
     /// bf16 matmul operands with f32 accumulation; everything else f32.
