@@ -1,12 +1,16 @@
-//! Validation loss and perplexity, computed on detached weights so no backward graph is built.
+//! Validation loss and perplexity, computed on detached weights so no backward graph is built,
+//! and the text samples shown beside them.
 
 use candle_core::Device;
 use serde::Serialize;
 
 use super::batch::load_batch;
 use super::TrainError;
-use crate::data::Blocks;
+use crate::config::Config;
+use crate::data::{Blocks, Gpt2Tokenizer, EOT_TOKEN};
+use crate::generate::{generate, SampleOptions};
 use crate::model::Gpt;
+use crate::rng::Rng;
 
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct EvalResult {
@@ -45,4 +49,30 @@ pub fn evaluate(
         blocks: n,
         tokens: n * (val.block_len() - 1),
     })
+}
+
+/// A text sample from `prompt` (empty: from a document boundary) with the run's `[eval]`
+/// sampling settings, on a stream derived from (seed, step), so sampling never shifts the
+/// training RNG.
+pub fn sample_text(
+    gpt: &Gpt,
+    tokenizer: &Gpt2Tokenizer,
+    config: &Config,
+    step: u64,
+    device: &Device,
+) -> Result<String, TrainError> {
+    let c = &config.eval;
+    let mut prompt = tokenizer.encode(&c.sample_prompt);
+    if prompt.is_empty() {
+        prompt.push(EOT_TOKEN);
+    }
+    let mut rng = Rng::new(config.run.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let opts = SampleOptions {
+        max_new_tokens: c.sample_tokens,
+        temperature: c.temperature,
+        top_k: c.top_k,
+        context: config.context(),
+    };
+    let new = generate(gpt, &prompt, &opts, &mut rng, device)?;
+    Ok(format!("{}{}", c.sample_prompt, tokenizer.decode(&new)))
 }

@@ -2,13 +2,14 @@
 //! the run directory. One optimizer step is `optim::train_step`.
 
 mod batch;
+mod budget_files;
 pub mod checkpoint;
 mod checkpoint_eval;
 mod data_setup;
 pub mod eval;
-mod report;
 mod resume;
 mod run_dir;
+mod run_log;
 mod session;
 mod trainer;
 

@@ -4,47 +4,64 @@
 //! equals N + K steps bit for bit on CPU, ledger bytes included.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use candle_core::Device;
 
+use super::budget_files::{
+    budget_plan, measure_reference, refresh_budget_file, write_budget_files,
+};
 use super::checkpoint::{self, LogWindow, TrainState};
 use super::data_setup::load_data;
 use super::resume::{load_for_resume, run_id};
-use super::{load_batch, run_dir, TrainError, TrainOptions};
-use crate::budget::{
-    self, Activity, BudgetMeter, BudgetPlan, BudgetUsage, ReferenceSource, ThroughputReference,
-};
+use super::{load_batch, run_dir, TrainError, TrainOptions, SUMMARY_FILE};
+use crate::budget::{self, Activity, BudgetMeter, BudgetUsage, ReferenceSource, StopReason};
 use crate::config::Config;
 use crate::data::{Blocks, PreparedData};
 use crate::device::{select_device, use_tf32_matmuls};
 use crate::eval::SuiteOptions;
-use crate::fsutil::{from_checksummed_json, to_checksummed_json, DirLock};
-use crate::ledger::{Ledger, LedgerRead, LEDGER_FILE};
-use crate::model::{Gpt, GptConfig, Params};
-use crate::optim::{AdamW, AdamWParams};
+use crate::fsutil::DirLock;
+use crate::ledger::{self, Ledger, LedgerRead, LossMetric, LEDGER_FILE};
+use crate::logging::Histogram;
+use crate::model::{Gpt, GptConfig, Params, Timing};
+use crate::optim::{train_step, AdamW, AdamWParams, StepOutput};
 use crate::rng::Rng;
-use crate::sampling::{PolicyEnv, Registry, SamplingPolicy, Selection, StateUpdate};
+use crate::sampling::{PolicyEnv, PolicyReport, Registry, SamplingPolicy, Selection, StateUpdate};
+
+/// One optimizer step as the loop sees it.
+pub struct TrainedStep {
+    pub out: StepOutput,
+    pub lr: f64,
+    /// The blocks the step trained, in batch order.
+    pub ids: Vec<usize>,
+}
+
+/// The ledger's state at an evaluation.
+pub struct LedgerStats {
+    pub loss_histogram: Option<Histogram>,
+    pub forgotten_fraction: f64,
+}
 
 pub struct Session {
-    pub config: Config,
-    pub config_toml: String,
-    pub gpt_config: GptConfig,
-    pub device: Device,
-    pub data: PreparedData,
-    pub train_blocks: Blocks,
-    pub val_blocks: Blocks,
-    pub params: Params,
-    pub optimizer: AdamW,
-    pub policy: Box<dyn SamplingPolicy>,
-    pub ledger: Ledger,
-    pub state: TrainState,
+    config: Config,
+    config_toml: String,
+    gpt_config: GptConfig,
+    device: Device,
+    data: PreparedData,
+    train_blocks: Blocks,
+    val_blocks: Blocks,
+    params: Params,
+    optimizer: AdamW,
+    policy: Box<dyn SamplingPolicy>,
+    ledger: Ledger,
+    state: TrainState,
     /// The compute budget: plan (steps) and what has been spent.
-    pub budget: BudgetMeter,
+    budget: BudgetMeter,
     /// The end-of-run eval suite, resolved here so a missing task file fails before the run
     /// directory is touched.
-    pub suite: SuiteOptions,
+    suite: SuiteOptions,
     /// Set when the run continued from a checkpoint.
-    pub resumed_from: Option<PathBuf>,
+    resumed_from: Option<PathBuf>,
     /// This process's exclusive hold on the run directory, for the life of the session.
     _lock: DirLock,
 }
@@ -78,7 +95,7 @@ impl Session {
         let policy = registry.create(&s.policy, &s.selected_params(), &env)?;
         let run_dir = config.run.run_dir();
         let source = budget::reference_source(config, &run_dir, resume)?;
-        let calibration = std::time::Instant::now();
+        let calibration = Instant::now();
         let reference = match source {
             ReferenceSource::None => None,
             ReferenceSource::Ready(r) => Some(*r),
@@ -195,8 +212,104 @@ impl Session {
         ))
     }
 
+    /// Refuses to continue a run that has nothing left to do: a finished run on `--resume`
+    /// (budget spent, end-of-run work done: `summary.json` written), or a `--stop-after` that
+    /// is not ahead of the current step.
+    pub fn check_work_left(&self, opts: &TrainOptions) -> Result<(), TrainError> {
+        let run_dir = self.config.run.run_dir();
+        let finished = opts.resume && run_dir.join(SUMMARY_FILE).exists();
+        if let (Some(reason), true) = (self.stop_reason(), finished) {
+            return Err(TrainError::AlreadyFinished {
+                run_dir,
+                step: self.state.step,
+                reason: format!("{reason:?}"),
+            });
+        }
+        match opts.stop_after.filter(|&n| n <= self.state.step) {
+            Some(n) => Err(TrainError::RunDir(format!(
+                "--stop-after {n} is not after the run's current step {}",
+                self.state.step
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// One training step: the policy picks the blocks, forward + backward + update (`gpt`),
+    /// the ledger and the policy see the losses, extra scoring asked by the policy runs on the
+    /// updated weights (`scorer`) and is charged, and the state and budget advance.
+    pub fn train_step(&mut self, gpt: &Gpt, scorer: &Gpt) -> Result<TrainedStep, TrainError> {
+        let t = Instant::now();
+        let (optim, schedule) = (&self.config.optim, &self.config.schedule);
+        let lr = self.budget.lr(self.state.step, optim.lr, schedule);
+        let grad_clip = optim.grad_clip;
+        let sel = self.select_batch()?;
+        let batches = sel
+            .ids
+            .chunks(self.config.train.batch_size)
+            .map(|ids| load_batch(&self.train_blocks, ids, &self.device))
+            .collect::<Result<Vec<_>, _>>()?;
+        let hp = (lr, grad_clip);
+        let out = train_step(
+            gpt,
+            &self.params,
+            &mut self.optimizer,
+            &batches,
+            hp,
+            Timing::Queued,
+        )?;
+        // A skipped update trained nothing: its losses stay out of the ledger (they would count
+        // the blocks as trained and steer loss-based policies with a diverged model's numbers),
+        // and the policy does not observe them.
+        if out.applied {
+            self.record_losses(&sel.ids, &out.per_sequence)?;
+        }
+        let scored = match sel.score.is_empty() {
+            true => 0,
+            false => self.score_blocks(scorer, &sel.score)?,
+        };
+        let tokens = self.budget.plan().tokens_per_step;
+        self.state.step += 1;
+        self.state.tokens_seen += tokens;
+        self.state.consecutive_skips = match out.applied {
+            true => 0,
+            false => self.state.consecutive_skips + 1,
+        };
+        self.budget.charge_step(tokens, scored);
+        self.budget.add_wall(Activity::Train, t.elapsed());
+        self.budget
+            .check_wall_cap(self.state.step, &self.config.schedule);
+        Ok(TrainedStep {
+            out,
+            lr,
+            ids: sel.ids,
+        })
+    }
+
+    /// Why the budget says training is over, if it is.
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.budget.stop_reason(self.state.step)
+    }
+
+    /// Books `took` of wall time to `activity` in the budget.
+    pub fn add_wall(&mut self, activity: Activity, took: Duration) {
+        self.budget.add_wall(activity, took);
+    }
+
+    /// Publishes the ledger's generation (the current step), so readers know how current it is.
+    pub fn flush_ledger(&mut self) -> Result<(), TrainError> {
+        Ok(self.ledger.flush(self.state.step)?)
+    }
+
+    /// The ledger's loss histogram and forgotten share, for the logs.
+    pub fn ledger_stats(&self) -> Result<LedgerStats, TrainError> {
+        Ok(LedgerStats {
+            loss_histogram: ledger::loss_histogram(&self.ledger, LossMetric::LastLoss, 30)?,
+            forgotten_fraction: ledger::forgotten_fraction(&self.ledger)?,
+        })
+    }
+
     /// The policy's choice for this step; its state changes are written to the ledger.
-    pub fn select_batch(&mut self) -> Result<Selection, TrainError> {
+    fn select_batch(&mut self) -> Result<Selection, TrainError> {
         let n = self.config.train.batch_size * self.config.train.grad_accum;
         let sel = self.policy.next_batch(n, &self.ledger, self.state.step);
         self.apply(&sel.state_updates)?;
@@ -205,7 +318,7 @@ impl Session {
 
     /// Scores `ids` with a forward-only pass of `gpt` (the inference view of the current
     /// weights) for the policy's `observe_scored`. Returns the tokens scored, to be charged.
-    pub fn score_blocks(&mut self, gpt: &Gpt, ids: &[usize]) -> Result<u64, TrainError> {
+    fn score_blocks(&mut self, gpt: &Gpt, ids: &[usize]) -> Result<u64, TrainError> {
         let mut losses = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(self.config.train.batch_size) {
             let (x, y) = load_batch(&self.train_blocks, chunk, &self.device)?;
@@ -218,7 +331,7 @@ impl Session {
 
     /// Records the training forward pass's per-sequence losses (finite ones only) in the
     /// ledger, then lets the policy observe them.
-    pub fn record_losses(&mut self, ids: &[usize], losses: &[f32]) -> Result<(), TrainError> {
+    fn record_losses(&mut self, ids: &[usize], losses: &[f32]) -> Result<(), TrainError> {
         let step = self.state.step;
         let rule = self.config.ledger;
         self.ledger.record_losses(ids, losses, step, &rule)?;
@@ -245,8 +358,10 @@ impl Session {
         self.ledger.record(id).source
     }
 
-    /// Saves a checkpoint of the current state, with a snapshot of the ledger.
-    pub fn save_checkpoint(&mut self) -> Result<PathBuf, TrainError> {
+    /// Saves a checkpoint of the current state, with a snapshot of the ledger and the logging
+    /// window still open (see `run_log`).
+    pub fn save_checkpoint(&mut self, log_window: LogWindow) -> Result<PathBuf, TrainError> {
+        self.state.log_window = log_window;
         self.state.data_cursor = self.policy.save_state();
         self.state.budget = self.budget.usage();
         self.state.optimizer_updates = self.optimizer.steps_taken();
@@ -270,73 +385,54 @@ impl Session {
     }
 }
 
-/// Measures the reference throughput before step 0 (`measure_throughput = true`), with
-/// Languini's warm-up and timed rounds.
-fn measure_reference(config: &Config) -> Result<ThroughputReference, TrainError> {
-    eprintln!("budget: measuring the reference throughput (random tokens, fwd+bwd+optimizer)...");
-    let r = budget::measure(config, budget::LANGUINI_WARMUP, budget::LANGUINI_TIMED)?;
-    Ok(r)
-}
-
-/// The budget as steps for this config and policy.
-fn budget_plan(
-    config: &Config,
-    policy: &dyn SamplingPolicy,
-    reference: Option<ThroughputReference>,
-) -> Result<BudgetPlan, TrainError> {
-    let ctx = config.context();
-    let n = config.train.batch_size * config.train.grad_accum;
-    let plan = BudgetPlan::new(
-        config.budget.amount(),
-        config.train.tokens_per_step(ctx),
-        (policy.scored_per_step(n) * ctx) as u64,
-        config.gpt().flops_per_token(ctx),
-        reference,
-        config.budget.wall_clock_hours,
-        config.budget.rounding,
-    )?;
-    if config.schedule.warmup_steps > plan.planned_steps {
-        return Err(TrainError::Budget(budget::BudgetError::WarmupTooLong {
-            warmup: config.schedule.warmup_steps,
-            planned: plan.planned_steps,
-        }));
+/// Read access for reporting.
+impl Session {
+    pub fn config(&self) -> &Config {
+        &self.config
     }
-    Ok(plan)
-}
 
-/// `budget.json` (the plan) and `reference_throughput.json` in a fresh run directory.
-fn write_budget_files(run_dir: &Path, plan: &BudgetPlan) -> Result<(), TrainError> {
-    if let Some(r) = &plan.reference {
-        r.write(&run_dir.join(budget::REFERENCE_FILE))?;
+    pub fn gpt_config(&self) -> &GptConfig {
+        &self.gpt_config
     }
-    write_plan(&run_dir.join(budget::PLAN_FILE), &plan_bytes(plan)?)
-}
 
-/// On resume, `budget.json` must be the plan the run computes again from its config and saved
-/// reference (it is derived state, read by `sweep`): a missing, corrupt or stale file is
-/// rewritten, and the rewrite is reported.
-fn refresh_budget_file(run_dir: &Path, plan: &BudgetPlan) -> Result<(), TrainError> {
-    let path = run_dir.join(budget::PLAN_FILE);
-    let current = plan_bytes(plan)?;
-    let why = match std::fs::read(&path) {
-        Ok(bytes) if bytes == current => return Ok(()),
-        Ok(bytes) => match from_checksummed_json::<serde_json::Value>(&bytes, true) {
-            Err(e) => e.to_string(),
-            Ok(_) => "differs from the plan the config gives".to_string(),
-        },
-        Err(e) => e.to_string(),
-    };
-    eprintln!("{}: {why}; rewritten from the config", path.display());
-    write_plan(&path, &current)
-}
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
 
-fn plan_bytes(plan: &BudgetPlan) -> Result<Vec<u8>, TrainError> {
-    to_checksummed_json(plan).map_err(|e| TrainError::RunDir(format!("budget plan: {e}")))
-}
+    pub fn data(&self) -> &PreparedData {
+        &self.data
+    }
 
-fn write_plan(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    crate::fsutil::write_atomic(path, bytes).map_err(|source| TrainError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    pub fn train_blocks(&self) -> &Blocks {
+        &self.train_blocks
+    }
+
+    pub fn val_blocks(&self) -> &Blocks {
+        &self.val_blocks
+    }
+
+    pub fn state(&self) -> &TrainState {
+        &self.state
+    }
+
+    pub fn step(&self) -> u64 {
+        self.state.step
+    }
+
+    pub fn budget(&self) -> &BudgetMeter {
+        &self.budget
+    }
+
+    pub fn suite(&self) -> &SuiteOptions {
+        &self.suite
+    }
+
+    pub fn policy_report(&self) -> PolicyReport {
+        self.policy.report()
+    }
+
+    /// The checkpoint the run continued from, if it was resumed.
+    pub fn resumed_from(&self) -> Option<&Path> {
+        self.resumed_from.as_deref()
+    }
 }

@@ -1,18 +1,20 @@
-//! The training loop, on one screen (nanoGPT style); setup lives in `session`, reporting in
-//! `report`.
+//! The training loop, on one screen (nanoGPT style): a step, its log line, evaluation and
+//! checkpoints when due, then the final evaluation, the eval suite and the summary. Setup and
+//! the step itself live in `session`, reporting in `run_log`.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::Serialize;
 
-use super::report::Reporter;
-use super::SUMMARY_FILE;
-use super::{load_batch, EvalResult, Session, TrainError};
+use super::eval::sample_text;
+use super::run_log::RunLog;
+use super::{checkpoint, evaluate, EvalResult, Session, TrainError, SUMMARY_FILE};
 use crate::budget::{Activity, BudgetUsage, StopReason};
 use crate::config::Config;
-use crate::model::Timing;
-use crate::optim::train_step;
+use crate::data::Gpt2Tokenizer;
+use crate::eval;
+use crate::model::Gpt;
 use crate::sampling::Registry;
 
 #[derive(Clone, Debug, Default)]
@@ -74,140 +76,134 @@ pub fn train_with_registry(
         ));
     }
     let mut s = Session::open(config, registry, opts)?;
-    // Finished means the budget is spent and the end-of-run work (final evaluation, eval
-    // suite, summary.json) is done; a run killed during that work completes it on resume.
-    let summary_written = config.run.run_dir().join(SUMMARY_FILE).exists();
-    if let (Some(reason), true) = (
-        s.budget.stop_reason(s.state.step),
-        opts.resume && summary_written,
-    ) {
-        return Err(TrainError::AlreadyFinished {
-            run_dir: config.run.run_dir(),
-            step: s.state.step,
-            reason: format!("{reason:?}"),
-        });
-    }
-    if let Some(n) = opts.stop_after.filter(|&n| n <= s.state.step) {
-        return Err(TrainError::RunDir(format!(
-            "--stop-after {n} is not after the run's current step {}",
-            s.state.step
-        )));
-    }
-    let (gpt, gpt_eval) = s.models()?;
-    let mut report = Reporter::start(&s)?;
-    let micro = config.train.batch_size;
-    let tokens_per_step = s.budget.plan().tokens_per_step;
+    s.check_work_left(opts)?;
+    let (gpt, scorer) = s.models()?;
+    let tokenizer = Gpt2Tokenizer::new()?;
+    let mut log = RunLog::open(&s)?;
     let eval_every = match config.eval.points {
         0 => config.eval.every,
-        k => (s.budget.plan().planned_steps / k).max(1),
+        k => (s.budget().plan().planned_steps / k).max(1),
     };
-    let mut losses = Vec::new();
-    let mut skipped = 0;
+    let due = |every: u64, step: u64| every > 0 && step % every == 0;
+    let (mut losses, mut skipped, mut last_eval) = (Vec::new(), 0, None);
     let mut first_eval = None;
-    if s.state.step == 0 {
-        let t = Instant::now();
-        first_eval = Some(report.eval(&s, &gpt_eval, 0)?);
-        s.budget.add_wall(Activity::Eval, t.elapsed());
+    if s.step() == 0 {
+        first_eval = Some(validate(&mut s, &mut log, &scorer, &tokenizer)?);
     }
-    let mut stop = s.budget.stop_reason(s.state.step);
+    let mut stop = s.stop_reason();
     while stop.is_none() {
-        let t = Instant::now();
-        let lr = s.budget.lr(s.state.step, config.optim.lr, &config.schedule);
-        let sel = s.select_batch()?;
-        let batches = sel
-            .ids
-            .chunks(micro)
-            .map(|c| load_batch(&s.train_blocks, c, &s.device))
-            .collect::<Result<Vec<_>, _>>()?;
-        let hp = (lr, config.optim.grad_clip);
-        let out = train_step(
-            &gpt,
-            &s.params,
-            &mut s.optimizer,
-            &batches,
-            hp,
-            Timing::Queued,
-        )?;
-        // A skipped update trained nothing: its losses stay out of the ledger (they would
-        // count the blocks as trained and steer loss-based policies with a diverged model's
-        // numbers), and the policy does not observe them.
-        if out.applied {
-            s.record_losses(&sel.ids, &out.per_sequence)?;
-        }
-        // Scoring runs on the updated weights (the ones the next step trains) and is charged.
-        let scored = match sel.score.is_empty() {
-            true => 0,
-            false => s.score_blocks(&gpt_eval, &sel.score)?,
-        };
-        s.state.step += 1;
-        s.state.tokens_seen += tokens_per_step;
-        s.budget.charge_step(tokens_per_step, scored);
-        s.budget.add_wall(Activity::Train, t.elapsed());
-        losses.push(out.loss);
-        if out.applied {
-            s.state.consecutive_skips = 0;
-        } else {
+        let trained = s.train_step(&gpt, &scorer)?;
+        losses.push(trained.out.loss);
+        if !trained.out.applied {
             skipped += 1;
-            s.state.consecutive_skips += 1;
-            report.skipped(&s, &out);
-            if s.state.consecutive_skips >= config.train.max_consecutive_skips {
-                let path = s.save_checkpoint()?;
+            log.skipped(&s, &trained.out);
+            if s.state().consecutive_skips >= config.train.max_consecutive_skips {
+                let path = save_checkpoint(&mut s, &mut log)?;
                 return Err(TrainError::NonFinite {
-                    skips: s.state.consecutive_skips,
-                    step: s.state.step,
-                    reason: out.skip_reason().unwrap_or_default(),
+                    skips: s.state().consecutive_skips,
+                    step: s.step(),
+                    reason: trained.out.skip_reason().unwrap_or_default(),
                     checkpoint: path.display().to_string(),
                 });
             }
         }
-        s.budget.check_wall_cap(s.state.step, &config.schedule);
-        stop = s.budget.stop_reason(s.state.step);
-        let last = stop.is_some() || opts.stop_after == Some(s.state.step);
+        stop = s.stop_reason();
+        let last = stop.is_some() || opts.stop_after == Some(s.step());
         let t = Instant::now();
-        report.sampled(&s, &sel.ids);
-        report.step(&s, &out, lr, last);
-        s.budget.add_wall(Activity::Logging, t.elapsed());
-        if last || (eval_every > 0 && s.state.step % eval_every == 0) {
-            let t = Instant::now();
-            report.eval(&s, &gpt_eval, s.state.step)?;
-            // Publish the ledger's generation so readers know how current it is.
-            s.ledger.flush(s.state.step)?;
-            s.budget.add_wall(Activity::Eval, t.elapsed());
+        log.step(&s, &trained, last);
+        s.add_wall(Activity::Logging, t.elapsed());
+        if last || due(eval_every, s.step()) {
+            last_eval = Some(validate(&mut s, &mut log, &scorer, &tokenizer)?);
         }
-        if last || (config.checkpoint.every > 0 && s.state.step % config.checkpoint.every == 0) {
-            let t = Instant::now();
-            report.timed_checkpoint(&mut s)?;
-            s.budget.add_wall(Activity::Checkpoint, t.elapsed());
+        if last || due(config.checkpoint.every, s.step()) {
+            save_checkpoint(&mut s, &mut log)?;
         }
         if last {
             break;
         }
     }
-    let final_eval = match report.last_eval() {
+    let final_eval = match last_eval {
         Some(e) => e,
-        None => report.eval(&s, &gpt_eval, s.state.step)?,
+        None => validate(&mut s, &mut log, &scorer, &tokenizer)?,
     };
     if stop.is_some() {
-        let t = Instant::now();
-        report.suite(&s, &gpt_eval)?;
-        s.budget.add_wall(Activity::Eval, t.elapsed());
+        run_suite(&mut s, &mut log, &scorer, &tokenizer)?;
     }
-    let usage = s.budget.usage();
     let summary = TrainSummary {
         run_dir: config.run.run_dir(),
-        steps: s.state.step,
-        planned_steps: s.budget.plan().planned_steps,
-        tokens_seen: s.state.tokens_seen,
+        steps: s.step(),
+        planned_steps: s.budget().plan().planned_steps,
+        tokens_seen: s.state().tokens_seen,
         losses,
         first_eval,
         final_eval,
-        unigram_entropy: report.unigram_entropy(),
+        unigram_entropy: log.unigram_entropy(),
         wall_seconds: wall.elapsed().as_secs_f64(),
         skipped_steps: skipped,
         stop,
-        theoretical_hours: s.budget.plan().theoretical_hours(s.budget.used_units()),
-        budget: usage,
+        theoretical_hours: s.budget().plan().theoretical_hours(s.budget().used_units()),
+        budget: s.budget().usage(),
     };
-    report.finish(&summary)?;
+    write_summary(&summary)?;
+    log.finish(&summary)?;
     Ok(summary)
+}
+
+/// Validation loss, the ledger's state and a text sample, logged; the time is booked as
+/// evaluation, and the ledger's generation is published.
+fn validate(
+    s: &mut Session,
+    log: &mut RunLog,
+    scorer: &Gpt,
+    tokenizer: &Gpt2Tokenizer,
+) -> Result<EvalResult, TrainError> {
+    let t = Instant::now();
+    let (c, step) = (&s.config().eval, s.step());
+    let r = evaluate(
+        scorer,
+        s.val_blocks(),
+        c.max_blocks,
+        c.batch_size,
+        s.device(),
+    )?;
+    let sample = match c.sample_tokens {
+        0 => String::new(),
+        _ => sample_text(scorer, tokenizer, s.config(), step, s.device())?,
+    };
+    log.eval(s, &r, &s.ledger_stats()?, &sample);
+    s.flush_ledger()?;
+    s.add_wall(Activity::Eval, t.elapsed());
+    Ok(r)
+}
+
+/// A checkpoint with the logging window still open; the time is booked as checkpointing.
+fn save_checkpoint(s: &mut Session, log: &mut RunLog) -> Result<PathBuf, TrainError> {
+    let t = Instant::now();
+    let path = s.save_checkpoint(log.window_for_checkpoint())?;
+    log.checkpoint(&path, t.elapsed());
+    s.add_wall(Activity::Checkpoint, t.elapsed());
+    Ok(path)
+}
+
+/// The eval suite on the final weights: `eval.json`, `eval/*` scalars and the table.
+fn run_suite(
+    s: &mut Session,
+    log: &mut RunLog,
+    scorer: &Gpt,
+    tokenizer: &Gpt2Tokenizer,
+) -> Result<(), TrainError> {
+    let t = Instant::now();
+    let report = eval::run_suite(scorer, tokenizer, s.suite(), s.device())?;
+    let run_dir = s.config().run.run_dir();
+    let checkpoint = checkpoint::latest(&run_dir)?;
+    eval::write_eval_json(&run_dir, s.step(), checkpoint.as_deref(), &report)?;
+    log.suite(&report, s.step());
+    s.add_wall(Activity::Eval, t.elapsed());
+    Ok(())
+}
+
+fn write_summary(summary: &TrainSummary) -> Result<(), TrainError> {
+    let path = summary.run_dir.join(SUMMARY_FILE);
+    let json = serde_json::to_vec_pretty(summary)?;
+    std::fs::write(&path, json).map_err(|source| TrainError::Io { path, source })
 }
