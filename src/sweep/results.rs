@@ -140,44 +140,20 @@ fn train_tokens(dir: &Path) -> Result<u64, SweepError> {
     Ok(h.block_count * (u64::from(h.block_len) - 1))
 }
 
-/// Writes `rows` as CSV atomically (temp file + rename).
+/// Writes `rows` as CSV atomically (temp file + rename): the header is [`COLUMNS`], also
+/// when there are no rows.
 pub fn write_csv(path: &Path, rows: &[ResultRow]) -> Result<(), SweepError> {
-    let mut text = COLUMNS.join(",") + "\n";
+    let csv_error =
+        |e: &dyn std::fmt::Display| SweepError::Results(format!("{}: {e}", path.display()));
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    w.write_record(COLUMNS).map_err(|e| csv_error(&e))?;
     for r in rows {
-        let hours = r
-            .theoretical_hours
-            .map(|h| h.to_string())
-            .unwrap_or_default();
-        let fields = [
-            quote(&r.model_name),
-            quote(&r.model_type),
-            quote(&r.scaled_set),
-            r.tokens_seen.to_string(),
-            r.flops.to_string(),
-            r.num_params.to_string(),
-            quote(&r.data),
-            r.checkpoint.to_string(),
-            r.seed.to_string(),
-            r.epochs.to_string(),
-            quote(&r.arch),
-            r.loss.to_string(),
-            quote(&r.policy),
-            quote(&r.compute_class),
-            hours,
-            r.wall_hours.to_string(),
-            quote(&r.run),
-        ];
-        text += &(fields.join(",") + "\n");
+        w.serialize(r).map_err(|e| csv_error(&e))?;
     }
-    super::write_atomic(path, text.as_bytes())
-}
-
-/// RFC 4180 quoting where needed.
-fn quote(s: &str) -> String {
-    match s.contains([',', '"', '\n', '\r']) {
-        true => format!("\"{}\"", s.replace('"', "\"\"")),
-        false => s.to_string(),
-    }
+    let bytes = w.into_inner().map_err(|e| csv_error(&e))?;
+    super::write_atomic(path, &bytes)
 }
 
 #[cfg(test)]
@@ -185,10 +161,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quoting_follows_rfc_4180() {
-        assert_eq!(quote("plain"), "plain");
-        assert_eq!(quote("a,b"), "\"a,b\"");
-        assert_eq!(quote("say \"hi\""), "\"say \"\"hi\"\"\"");
+    fn columns_are_the_rows_fields_and_text_is_quoted() {
+        let row = ResultRow {
+            model_name: "a,b".into(),
+            model_type: "say \"hi\"".into(),
+            scaled_set: String::new(),
+            tokens_seen: 1,
+            flops: 2.5,
+            num_params: 3,
+            data: String::new(),
+            checkpoint: 4,
+            seed: 5,
+            epochs: 0.5,
+            arch: String::new(),
+            loss: 1.25,
+            policy: String::new(),
+            compute_class: String::new(),
+            theoretical_hours: None,
+            wall_hours: 0.0,
+            run: String::new(),
+        };
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.serialize(&row).unwrap();
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some(COLUMNS.join(",").as_str()));
+        assert!(
+            lines
+                .next()
+                .unwrap()
+                .starts_with("\"a,b\",\"say \"\"hi\"\"\",,1,2.5,3,"),
+            "{text}"
+        );
     }
 
     #[test]
