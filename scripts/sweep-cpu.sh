@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 5's first real sweep: uniform vs LFR at three CPU compute classes (0.01, 0.02, 0.04
+# The first real sweep: uniform vs LFR at three CPU compute classes (0.01, 0.02, 0.04
 # reference hours), 3 seeds each, on a 350,000-character slice of ../shared/data/corpus, then
 # the loss-vs-compute fits. Results: runs/sweeps/lfr-vs-uniform-cpu/{results.csv,summary.md,*.png}.
 # Usage: scripts/sweep-cpu.sh   (BIN=path/to/syllabus to use a prebuilt binary)
