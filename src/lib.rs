@@ -13,9 +13,10 @@
 //! 4. `optim` (AdamW, schedules, one training step), `perf` (`bench`, `check-grads`),
 //!    `budget` (compute classes, the plan, the meter, the reference throughput).
 //! 5. `train` (the run: session, loop, checkpoints, resume, reporting).
-//! 6. `sweep` (grids of runs and their results); the `syllabus` binary's commands on top.
+//! 6. `sweep` (grids of runs and their results), and `cli`, the `syllabus` command line on top.
 
 pub mod budget;
+pub mod cli;
 pub mod config;
 pub mod data;
 pub mod device;

@@ -1,9 +1,9 @@
 //! Sampling policies through their public API, driven like the trainer drives them: choose a
 //! batch, write the state updates, record the losses in the ledger, observe, write the updates.
 
-use syllabus::ledger::{BlockRecord, Ledger, UpdateRule};
+use syllabus::ledger::{BlockRecord, Ledger, LedgerRead, UpdateRule};
 use syllabus::sampling::{
-    apply_updates, leitner_interval, PolicyEnv, Registry, SamplingError, SamplingPolicy,
+    apply_updates, leitner_interval, PolicyEnv, Registry, SamplingError, SamplingPolicy, Selection,
     SpacedParams, DROPPED,
 };
 
@@ -562,14 +562,36 @@ fn registry_register_and_names() {
     );
     let dup = r.register("uniform", custom_policy::construct);
     assert!(matches!(dup, Err(SamplingError::DuplicatePolicy(ref n)) if n == "uniform"));
-    r.register("source-balanced", custom_policy::construct)
+    r.register(custom_policy::NAME, custom_policy::construct)
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(r.contains("source-balanced"));
-    let e = error_of("source-balanced", "");
+    // A constructor may capture configuration of its own.
+    let batch_of_ones = vec![1usize; 4];
+    r.register("fixed", move |_: &toml::Table, _: &PolicyEnv| {
+        Ok(Box::new(Fixed(batch_of_ones.clone())) as Box<dyn SamplingPolicy>)
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.contains(custom_policy::NAME) && r.contains("fixed"));
+    let mut fixed = r.create("fixed", &table(""), &env(10, 1)).unwrap();
+    let sel = fixed.next_batch(4, &Sim::new(10, 4).ledger, 0);
+    assert_eq!(sel.ids, [1, 1, 1, 1]);
+    // The trait's defaults: no state, every block active, the type's name.
+    assert!(fixed.save_state().is_null());
+    assert_eq!(fixed.report().active_fraction, 1.0);
+    assert!(fixed.name().ends_with("Fixed"), "{}", fixed.name());
+    let e = error_of(custom_policy::NAME, "");
     assert!(
-        e.contains("source-balanced"),
+        e.contains(custom_policy::NAME),
         "not in the builtin registry: {e}"
     );
+}
+
+/// A stateless policy: only `next_batch` is written.
+struct Fixed(Vec<usize>);
+
+impl SamplingPolicy for Fixed {
+    fn next_batch(&mut self, _n: usize, _: &dyn LedgerRead, _: u64) -> Selection {
+        Selection::ids(self.0.clone())
+    }
 }
 
 #[test]
@@ -587,33 +609,51 @@ fn restoring_another_policys_state_fails() {
 }
 
 #[test]
-fn custom_policy_example_runs_and_balances_sources() {
-    custom_policy::main().unwrap_or_else(|e| panic!("{e}")); // no args: selection demo
-    let (batches, shares) =
-        custom_policy::pick(custom_policy::NAME, 10, 6).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(batches.len(), 10);
-    for s in shares {
-        assert!((s - 1.0 / 3.0).abs() < 1e-9, "share {s}");
+fn the_example_policy_balances_sources_and_resumes_exactly() {
+    let mut reg = Registry::builtin();
+    reg.register(custom_policy::NAME, custom_policy::construct)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let make = |params: &str| reg.create(custom_policy::NAME, &table(params), &env(90, 4));
+    let e = make("skip = 1").err().expect("unknown key").to_string();
+    assert!(e.contains("round-robin") && e.contains("skip"), "{e}");
+    // Sources 0, 1, 2 of 60, 20 and 10 blocks: each gets a third of the samples.
+    let mut sim = Sim::new(90, 6);
+    for (id, r) in sim.ledger.iter_mut().enumerate() {
+        r.source = match id {
+            0..60 => 0,
+            60..80 => 1,
+            _ => 2,
+        };
     }
-    // The example policy also resumes exactly.
-    let reg = custom_policy::registry().unwrap_or_else(|e| panic!("{e}"));
-    let params = table("skip_sources = [2]");
-    let make = || {
-        reg.create(custom_policy::NAME, &params, &env(90, 4))
-            .unwrap_or_else(|e| panic!("{e}"))
+    let mut a = make("").unwrap();
+    let first = sim.steps(a.as_mut(), 7);
+    let per_source = |ids: &[Vec<usize>]| {
+        let mut n = [0usize; 3];
+        ids.concat()
+            .iter()
+            .for_each(|&id| n[sim.ledger[id].source as usize] += 1);
+        n
     };
-    let mut a = make();
-    let mut sim = Sim::new(90, 4);
-    sim.ledger = custom_policy::demo_ledger();
-    sim.steps(a.as_mut(), 7);
+    assert_eq!(per_source(&first), [14, 14, 14]);
     let (saved, mut sim2) = (a.save_state(), sim.clone());
-    let mut b = make();
+    let mut b = make("").unwrap();
     b.restore_state(&saved, &sim2.ledger)
         .unwrap_or_else(|e| panic!("{e}"));
     let ids = sim.steps(a.as_mut(), 20);
-    assert_eq!(sim2.steps(b.as_mut(), 20), ids);
-    assert!(
-        ids.concat().iter().all(|&id| id < 80),
-        "source 2 is skipped"
-    );
+    assert_eq!(sim2.steps(b.as_mut(), 20), ids, "resumed exactly");
+}
+
+#[test]
+fn selections_a_trainer_cannot_use_are_errors_naming_the_policy() {
+    let ok = Selection::ids(vec![0, 9]);
+    assert!(ok.check("p", 3, 2, 10).is_ok());
+    let short = Selection::ids(vec![0])
+        .check("p", 3, 2, 10)
+        .unwrap_err()
+        .to_string();
+    assert!(short.contains("`p` at step 3") && short.contains("1 block ids for a batch of 2"));
+    let mut far = Selection::ids(vec![0, 1]);
+    far.score = vec![10];
+    let e = far.check("p", 3, 2, 10).unwrap_err().to_string();
+    assert!(e.contains("block id 10 is out of range (0..10)"), "{e}");
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use candle_core::Device;
 use syllabus::config::Config;
-use syllabus::train::{checkpoint, train, TrainError, TrainOptions};
+use syllabus::train::{checkpoint, train, train_with_registry, TrainError, TrainOptions};
 
 fn weights(run_dir: &std::path::Path) -> BTreeMap<String, Vec<f32>> {
     let path = checkpoint::latest(run_dir).unwrap().expect("a checkpoint");
@@ -312,17 +312,27 @@ fn ledger_records_every_trained_block_and_sampler_metrics_are_logged() {
 #[allow(dead_code)]
 mod custom_policy;
 
-/// A policy defined outside the crate (the example) trains through `train_with_registry`.
+/// A policy defined outside the crate (the example) gets the whole command line through
+/// `syllabus::cli::run`, with arguments of its own (not the test binary's).
 #[test]
-fn user_policy_from_outside_the_crate_trains() {
+fn user_policy_from_outside_the_crate_trains_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = common::tiny_config(dir.path(), 3, "");
     let path = dir.path().join("user.toml");
     std::fs::write(&path, cfg.to_toml()).unwrap();
-    let summary = custom_policy::train_with(&path, 3).unwrap();
-    assert_eq!(summary.steps, 3);
+    let mut policies = syllabus::sampling::Registry::builtin();
+    policies
+        .register(custom_policy::NAME, custom_policy::construct)
+        .unwrap();
+    let config = path.to_str().unwrap();
+    let set = format!("sampling.policy={}", custom_policy::NAME);
+    let args = ["syllabus", "train", "--config", config, "--set", &set];
+    syllabus::cli::run(&policies, args).unwrap_or_else(|e| panic!("{e:#}"));
+    let summary = std::fs::read_to_string(dir.path().join("run/summary.json")).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(summary["steps"], 3, "{summary}");
     let err = train(
-        &Config::load(&path, &["sampling.policy=source-balanced".into()]).unwrap(),
+        &Config::load(&path, std::slice::from_ref(&set)).unwrap(),
         &TrainOptions {
             overwrite: true,
             ..Default::default()
@@ -331,9 +341,50 @@ fn user_policy_from_outside_the_crate_trains() {
     .unwrap_err()
     .to_string();
     assert!(
-        err.contains("source-balanced") && err.contains("uniform"),
+        err.contains(custom_policy::NAME) && err.contains("uniform"),
         "{err}"
     );
+}
+
+/// A policy returning a block id out of range stops the run with an error, never a panic.
+#[test]
+fn a_policy_returning_bad_ids_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::tiny_config(dir.path(), 3, "[sampling]\npolicy = \"beyond\"");
+    let mut policies = syllabus::sampling::Registry::builtin();
+    policies
+        .register(
+            "beyond",
+            |_: &toml::Table, env: &syllabus::sampling::PolicyEnv| {
+                Ok(Box::new(Beyond(env.n_blocks)) as Box<dyn syllabus::sampling::SamplingPolicy>)
+            },
+        )
+        .unwrap();
+    let opts = TrainOptions::default();
+    let err = train_with_registry(&cfg, &opts, &policies)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`beyond` at step 0") && err.contains("out of range"),
+        "{err}"
+    );
+}
+
+struct Beyond(usize);
+
+impl syllabus::sampling::SamplingPolicy for Beyond {
+    fn name(&self) -> &str {
+        "beyond"
+    }
+
+    fn next_batch(
+        &mut self,
+        n: usize,
+        _: &dyn syllabus::ledger::LedgerRead,
+        _: u64,
+    ) -> syllabus::sampling::Selection {
+        syllabus::sampling::Selection::ids(vec![self.0; n])
+    }
 }
 
 #[test]

@@ -5,12 +5,13 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use syllabus::config::Config;
-use syllabus::device::{select_device, use_tf32_matmuls};
-use syllabus::eval;
-use syllabus::ledger;
-use syllabus::scaling::{self, Cut, Filter, FitOptions, Form, Format, Method, UnitChoice};
-use syllabus::train::{self, CONFIG_FILE};
+use crate::config::Config;
+use crate::device::{select_device, use_tf32_matmuls};
+use crate::eval;
+use crate::ledger;
+use crate::sampling::Registry;
+use crate::scaling::{self, Cut, Filter, FitOptions, Form, Format, Method, UnitChoice};
+use crate::train::{self, CONFIG_FILE};
 
 use super::set_threads;
 
@@ -146,8 +147,8 @@ pub(super) fn ledger_cmd(a: LedgerArgs) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn sweep_cmd(a: SweepArgs) -> Result<()> {
-    let r = syllabus::sweep::run_sweep(&a.config)?;
+pub(super) fn sweep_cmd(a: SweepArgs, registry: &Registry) -> Result<()> {
+    let r = crate::sweep::run_sweep_with(&a.config, registry)?;
     for (label, outcome) in &r.outcomes {
         println!("{label}: {outcome:?}");
     }

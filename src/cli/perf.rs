@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use syllabus::config::Config;
-use syllabus::logging::console::config_table;
-use syllabus::perf::{bench, check_grads, BenchOptions, GradCheckReport, Tolerance};
+use crate::config::Config;
+use crate::logging::console::config_table;
+use crate::perf::{bench, check_grads, BenchOptions, GradCheckReport, Tolerance};
 
 use super::{set_threads, ConfigArgs};
 
@@ -36,10 +36,10 @@ pub(super) struct ThroughputArgs {
     #[arg(long, default_value = "reference_throughput.json")]
     out: PathBuf,
     /// Warm-up steps (Languini: 5).
-    #[arg(long, default_value_t = syllabus::budget::LANGUINI_WARMUP)]
+    #[arg(long, default_value_t = crate::budget::LANGUINI_WARMUP)]
     warmup: usize,
     /// Timed steps; tokens/s uses their mean (Languini: ~15).
-    #[arg(long, default_value_t = syllabus::budget::LANGUINI_TIMED)]
+    #[arg(long, default_value_t = crate::budget::LANGUINI_TIMED)]
     steps: usize,
     /// Micro-batch sizes to try (comma-separated); the fastest is kept, as Languini's sweep
     /// does. Default: the config's train.batch_size.
@@ -135,12 +135,12 @@ pub(super) fn throughput_cmd(a: ThroughputArgs) -> Result<()> {
         true => vec![base.train.batch_size],
         false => a.batch_sizes.clone(),
     };
-    let mut best: Option<syllabus::budget::ThroughputReference> = None;
+    let mut best: Option<crate::budget::ThroughputReference> = None;
     for b in sizes {
         let mut set = a.config.set.clone();
         set.push(format!("train.batch_size={b}"));
         let config = Config::load(&a.config.config, &set)?;
-        let r = syllabus::budget::measure(&config, a.warmup, a.steps)
+        let r = crate::budget::measure(&config, a.warmup, a.steps)
             .with_context(|| format!("measuring batch size {b}"))?;
         eprintln!(
             "batch {b} x {} x {}: {:.1} tokens/s train, {:.1} forward-only",
@@ -165,7 +165,7 @@ pub(super) fn throughput_cmd(a: ThroughputArgs) -> Result<()> {
             format!("{:.1}", r.forward_tokens_per_s),
         ),
     ];
-    for (name, hours) in syllabus::budget::COMPUTE_CLASSES {
+    for (name, hours) in crate::budget::COMPUTE_CLASSES {
         let steps = (hours * 3600.0 * r.tokens_per_s / tokens_per_step).floor();
         rows.push((format!("steps for class {name}"), format!("{steps:.0}")));
     }

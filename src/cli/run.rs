@@ -5,13 +5,14 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Args;
 
-use syllabus::config::Config;
-use syllabus::data::{self, FileStatus, Gpt2Tokenizer, PrepareOptions};
-use syllabus::device::{select_device, use_tf32_matmuls};
-use syllabus::generate::{generate, SampleOptions};
-use syllabus::model::Gpt;
-use syllabus::rng::Rng;
-use syllabus::train::{checkpoint, train, TrainError, TrainOptions, CONFIG_FILE};
+use crate::config::Config;
+use crate::data::{self, FileStatus, Gpt2Tokenizer, PrepareOptions};
+use crate::device::{select_device, use_tf32_matmuls};
+use crate::generate::{generate, SampleOptions};
+use crate::model::Gpt;
+use crate::rng::Rng;
+use crate::sampling::Registry;
+use crate::train::{checkpoint, train_with_registry, TrainError, TrainOptions, CONFIG_FILE};
 
 use super::{set_threads, ConfigArgs};
 
@@ -134,7 +135,7 @@ pub(super) fn verify(a: VerifyArgs) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn train_cmd(a: TrainArgs) -> Result<()> {
+pub(super) fn train_cmd(a: TrainArgs, registry: &Registry) -> Result<()> {
     let config = Config::load(&a.config.config, &a.config.set)?;
     set_threads(config.run.threads)?;
     let opts = TrainOptions {
@@ -143,7 +144,7 @@ pub(super) fn train_cmd(a: TrainArgs) -> Result<()> {
         overwrite: a.overwrite,
         stop_after: a.stop_after,
     };
-    let summary = match train(&config, &opts) {
+    let summary = match train_with_registry(&config, &opts, registry) {
         Err(e @ TrainError::AlreadyFinished { .. }) => {
             println!("{e}");
             return Ok(());

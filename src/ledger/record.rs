@@ -141,6 +141,19 @@ pub trait LedgerRead {
     fn checked_record(&self, id: usize) -> Result<BlockRecord, LedgerError> {
         Ok(self.record(id))
     }
+    /// Block ids by corpus source: entry `s` lists source `s`'s blocks in ascending order
+    /// (empty for a source id with no blocks). One pass over the ledger.
+    fn blocks_by_source(&self) -> Vec<Vec<u32>> {
+        let mut lists: Vec<Vec<u32>> = Vec::new();
+        for id in 0..self.len() {
+            let source = self.record(id).source as usize;
+            if lists.len() <= source {
+                lists.resize(source + 1, Vec::new());
+            }
+            lists[source].push(id as u32);
+        }
+        lists
+    }
 }
 
 /// An in-memory ledger.

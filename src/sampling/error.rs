@@ -25,6 +25,15 @@ pub enum SamplingError {
     #[error("sampling.{policy}: {message}")]
     Setup { policy: String, message: String },
 
+    /// The policy returned a selection the trainer cannot use (a wrong batch size, a block id
+    /// out of range); the run stops instead of indexing out of bounds.
+    #[error("sampling policy `{policy}` at step {step}: {message}")]
+    InvalidSelection {
+        policy: String,
+        step: u64,
+        message: String,
+    },
+
     /// A checkpoint's sampler state does not fit this policy or ledger.
     #[error("sampling.{policy}: cannot restore sampler state: {message}")]
     State { policy: String, message: String },

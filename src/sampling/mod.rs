@@ -52,7 +52,11 @@ pub use lfr::{Lfr, DROPPED};
 pub use lfr_schedule::{DropRule, LfrParams, PhaseKind, PhaseSpec};
 pub use loss_priority::{LossPriority, LossPriorityParams};
 pub use online_batch::{OnlineBatch, OnlineBatchParams};
-pub use params::{check_problems, parse_params, Score};
+pub use params::{
+    block_count, check_ledger, check_problems, load_state, no_params, parse_params, save_state,
+    Score,
+};
+pub use passes::{PassCursor, ShuffledPasses};
 pub use registry::{PolicyConstructor, Registry};
 pub use spaced::{interval as leitner_interval, Spaced, SpacedParams};
 pub use uniform::Uniform;
@@ -60,9 +64,16 @@ pub use uniform::Uniform;
 use crate::ledger::{BlockRecord, LedgerRead};
 
 /// A sampling policy. `Send` so the trainer may run it beside the model on another thread.
+///
+/// Only [`next_batch`](SamplingPolicy::next_batch) is required: the defaults describe a
+/// stateless policy that ignores losses (its name is its type's name, it has no checkpoint
+/// state, and it reports every block as active).
 pub trait SamplingPolicy: Send {
-    /// Registry name (`"lfr"`, ...).
-    fn name(&self) -> &str;
+    /// The name in messages; by default the type's name (policies usually return their
+    /// registry name, `"lfr"`, ...).
+    fn name(&self) -> &str {
+        std::any::type_name::<Self>()
+    }
 
     /// Block ids for the next optimizer step (`n = batch_size * grad_accum`), plus per-block
     /// state changes for the ledger, which the caller writes before training.
@@ -93,19 +104,38 @@ pub trait SamplingPolicy: Send {
         Vec::new()
     }
 
-    /// Small serialisable state for checkpoints (cursors, phase, RNG).
-    fn save_state(&self) -> serde_json::Value;
+    /// Small serialisable state for checkpoints (cursors, phase, RNG); this module's
+    /// `save_state` / `load_state` tag it with the policy's name. Default: none (`null`).
+    fn save_state(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
 
     /// Restores `save_state`'s output on a policy built with the same parameters and env, given
-    /// the ledger snapshotted with the same checkpoint.
+    /// the ledger snapshotted with the same checkpoint. Default: accepts only `null`, the
+    /// default `save_state` (a stateless policy has nothing to restore).
     fn restore_state(
         &mut self,
         state: &serde_json::Value,
-        ledger: &dyn LedgerRead,
-    ) -> Result<(), SamplingError>;
+        _ledger: &dyn LedgerRead,
+    ) -> Result<(), SamplingError> {
+        match state.is_null() {
+            true => Ok(()),
+            false => Err(SamplingError::state(
+                self.name(),
+                "the checkpoint holds policy state, but this policy keeps none",
+            )),
+        }
+    }
 
     /// Phase and eligibility, for TensorBoard (`sampler/phase`, `sampler/active_fraction`).
-    fn report(&self) -> PolicyReport;
+    /// Default: one phase named after the policy, every block active.
+    fn report(&self) -> PolicyReport {
+        PolicyReport {
+            phase_name: self.name().to_string(),
+            active_fraction: 1.0,
+            ..Default::default()
+        }
+    }
 }
 
 /// What a policy chose for one step.
@@ -121,6 +151,36 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// Checks what a policy returned for a step of `n` sequences over `n_blocks` blocks: `n`
+    /// training ids, and every id (trained, scored, updated) below `n_blocks`.
+    pub fn check(
+        &self,
+        policy: &str,
+        step: u64,
+        n: usize,
+        n_blocks: usize,
+    ) -> Result<(), SamplingError> {
+        let invalid = |message: String| SamplingError::InvalidSelection {
+            policy: policy.to_string(),
+            step,
+            message,
+        };
+        if self.ids.len() != n {
+            return Err(invalid(format!(
+                "{} block ids for a batch of {n}",
+                self.ids.len()
+            )));
+        }
+        let updates = self.state_updates.iter().map(|u| u.id);
+        let all = self.ids.iter().chain(&self.score).copied().chain(updates);
+        match all.into_iter().find(|&id| id >= n_blocks) {
+            Some(id) => Err(invalid(format!(
+                "block id {id} is out of range (0..{n_blocks})"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// A batch without state changes.
     pub fn ids(ids: Vec<usize>) -> Self {
         Self {

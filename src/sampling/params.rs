@@ -20,6 +20,15 @@ pub fn parse_params<P: DeserializeOwned>(
         })
 }
 
+/// For a policy without parameters: `Ok` when its table is empty, else an error naming the
+/// keys it does not take.
+pub fn no_params(policy: &str, params: &toml::Table) -> Result<(), SamplingError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct NoParams {}
+    parse_params::<NoParams>(policy, params).map(|NoParams {}| ())
+}
+
 /// `Ok` when `problems` is empty, else one error listing every problem (the config rule:
 /// report all mistakes at once rather than one per run).
 pub fn check_problems(policy: &str, problems: Vec<String>) -> Result<(), SamplingError> {
@@ -41,7 +50,7 @@ pub(crate) fn check_fraction(problems: &mut Vec<String>, key: &str, value: f64) 
 }
 
 /// Block count as `u32`: policies store ids in 4 bytes (10^8 blocks = 400 MB per id list).
-pub(crate) fn block_count(policy: &str, env: &PolicyEnv) -> Result<u32, SamplingError> {
+pub fn block_count(policy: &str, env: &PolicyEnv) -> Result<u32, SamplingError> {
     match u32::try_from(env.n_blocks) {
         Ok(0) => Err(SamplingError::setup(policy, "no training blocks")),
         Ok(n) if n < u32::MAX => Ok(n),
@@ -53,11 +62,7 @@ pub(crate) fn block_count(policy: &str, env: &PolicyEnv) -> Result<u32, Sampling
 }
 
 /// Errors unless the ledger has exactly `n` records.
-pub(crate) fn check_ledger(
-    policy: &str,
-    n: u32,
-    ledger: &dyn LedgerRead,
-) -> Result<(), SamplingError> {
+pub fn check_ledger(policy: &str, n: u32, ledger: &dyn LedgerRead) -> Result<(), SamplingError> {
     if ledger.len() == n as usize {
         Ok(())
     } else {
@@ -88,8 +93,9 @@ impl Score {
     }
 }
 
-/// Deserializes a saved state, naming the policy on failure.
-pub(crate) fn load_state<S: DeserializeOwned>(
+/// Deserializes a state written by [`save_state`], checking it belongs to `policy`; a failure
+/// names the policy.
+pub fn load_state<S: DeserializeOwned>(
     policy: &str,
     state: &serde_json::Value,
 ) -> Result<S, SamplingError> {
@@ -103,8 +109,9 @@ pub(crate) fn load_state<S: DeserializeOwned>(
     S::deserialize(state).map_err(|e| SamplingError::state(policy, e.to_string()))
 }
 
-/// Serializes a state, tagging it with the policy name (checked by `load_state`).
-pub(crate) fn save_state<S: Serialize>(policy: &str, state: &S) -> serde_json::Value {
+/// Serializes a policy's checkpoint state, tagged with the policy name (checked by
+/// [`load_state`], so a checkpoint cannot be resumed with another policy).
+pub fn save_state<S: Serialize>(policy: &str, state: &S) -> serde_json::Value {
     let mut value = match serde_json::to_value(state) {
         Ok(v) => v,
         // Invariant: states are plain structs of numbers, strings and Vecs, which always

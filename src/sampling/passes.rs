@@ -1,4 +1,6 @@
-//! Shuffled passes (epochs) over a set of block ids, shared by the policies.
+//! Shuffled passes (epochs) over a set of block ids, shared by the policies and public for
+//! policies written outside the crate: save [`ShuffledPasses::cursor`] in the policy's state
+//! and rebuild with [`ShuffledPasses::restore`] to continue the exact same order.
 //!
 //! Shuffled passes over a member list: the state is a cursor (pass count,
 //! position, the pass's shuffle seed and the stream that seeds later passes), so a checkpoint
@@ -11,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::rng::Rng;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub(crate) struct PassCursor {
+pub struct PassCursor {
     /// Passes begun so far; the current pass has index `passes - 1`.
     pub passes: u64,
     /// Next position in the current pass.
@@ -22,7 +24,7 @@ pub(crate) struct PassCursor {
     seeds: Rng,
 }
 
-pub(crate) struct ShuffledPasses {
+pub struct ShuffledPasses {
     ids: Vec<u32>,
     /// Members are exactly `0..len`: canonical order is rebuilt in O(N) without sorting.
     dense: bool,
@@ -43,6 +45,13 @@ impl ShuffledPasses {
                 seeds,
             },
         }
+    }
+
+    /// The first pass over `members` (ascending ids) begun, later pass seeds drawn from `seeds`.
+    pub fn started(members: Vec<u32>, seeds: Rng) -> Self {
+        let mut passes = Self::new(seeds);
+        passes.begin(members, false);
+        passes
     }
 
     /// Starts a pass over new members (ascending ids; `dense`: exactly `0..len`).
@@ -94,8 +103,13 @@ impl ShuffledPasses {
         self.ids.len().saturating_sub(self.cursor.position)
     }
 
+    /// Members of the current pass.
     pub fn len(&self) -> usize {
         self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
     }
 
     /// The current pass in its shuffled order.

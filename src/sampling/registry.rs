@@ -3,18 +3,29 @@
 //! in another crate plugs in with one `register` call.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::{curriculum, lfr, loss_priority, online_batch, spaced, uniform};
 use super::{PolicyEnv, SamplingError, SamplingPolicy};
 
-/// Builds a policy from its params table (unknown keys must be rejected) and the run's env.
-pub type PolicyConstructor =
-    fn(params: &toml::Table, env: &PolicyEnv) -> Result<Box<dyn SamplingPolicy>, SamplingError>;
+/// Builds a policy from its params table (unknown keys must be rejected) and the run's env. A
+/// plain `fn` or a closure that captures configuration of its own.
+pub type PolicyConstructor = Arc<
+    dyn Fn(&toml::Table, &PolicyEnv) -> Result<Box<dyn SamplingPolicy>, SamplingError>
+        + Send
+        + Sync,
+>;
 
 /// Name -> constructor, iterated in name order.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Registry {
     constructors: BTreeMap<String, PolicyConstructor>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
 }
 
 impl Registry {
@@ -27,12 +38,12 @@ impl Registry {
     /// `uniform`.
     pub fn builtin() -> Self {
         let builtins: [(&str, PolicyConstructor); 6] = [
-            (uniform::NAME, uniform::construct),
-            (lfr::NAME, lfr::construct),
-            (loss_priority::NAME, loss_priority::construct),
-            (spaced::NAME, spaced::construct),
-            (curriculum::NAME, curriculum::construct),
-            (online_batch::NAME, online_batch::construct),
+            (uniform::NAME, Arc::new(uniform::construct)),
+            (lfr::NAME, Arc::new(lfr::construct)),
+            (loss_priority::NAME, Arc::new(loss_priority::construct)),
+            (spaced::NAME, Arc::new(spaced::construct)),
+            (curriculum::NAME, Arc::new(curriculum::construct)),
+            (online_batch::NAME, Arc::new(online_batch::construct)),
         ];
         let constructors = builtins
             .into_iter()
@@ -43,11 +54,17 @@ impl Registry {
 
     /// Adds a policy; a name already taken is an error (a plugin silently replacing a built-in
     /// would change what a config means).
-    pub fn register(&mut self, name: &str, ctor: PolicyConstructor) -> Result<(), SamplingError> {
+    pub fn register<F>(&mut self, name: &str, ctor: F) -> Result<(), SamplingError>
+    where
+        F: Fn(&toml::Table, &PolicyEnv) -> Result<Box<dyn SamplingPolicy>, SamplingError>
+            + Send
+            + Sync
+            + 'static,
+    {
         if self.constructors.contains_key(name) {
             return Err(SamplingError::DuplicatePolicy(name.into()));
         }
-        self.constructors.insert(name.into(), ctor);
+        self.constructors.insert(name.into(), Arc::new(ctor));
         Ok(())
     }
 

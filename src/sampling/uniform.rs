@@ -6,17 +6,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::params::{block_count, check_ledger, load_state, parse_params, save_state};
+use super::params::{block_count, check_ledger, load_state, no_params, save_state};
 use super::passes::{PassCursor, ShuffledPasses};
 use super::{PolicyEnv, PolicyReport, SamplingError, SamplingPolicy, Selection};
 use crate::ledger::LedgerRead;
 use crate::rng::Rng;
 
 pub(crate) const NAME: &str = "uniform";
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UniformParams {}
 
 #[derive(Serialize, Deserialize)]
 struct UniformState {
@@ -32,7 +28,7 @@ pub(crate) fn construct(
     params: &toml::Table,
     env: &PolicyEnv,
 ) -> Result<Box<dyn SamplingPolicy>, SamplingError> {
-    let _: UniformParams = parse_params(NAME, params)?;
+    no_params(NAME, params)?;
     Ok(Box::new(Uniform::new(env)?))
 }
 

@@ -21,7 +21,8 @@ pub use summary::{final_rows, mean_std, render as render_summary};
 use std::path::{Path, PathBuf};
 
 use crate::fsutil::DirLock;
-use crate::train::{checkpoint, train, TrainError, TrainOptions};
+use crate::sampling::Registry;
+use crate::train::{checkpoint, train_with_registry, TrainError, TrainOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
@@ -62,9 +63,15 @@ pub struct SweepReport {
     pub rows: usize,
 }
 
-/// Runs (or continues) every run of the sweep, then writes results, summary and plots.
-/// Failed runs do not stop the others; they are reported together at the end.
+/// [`run_sweep_with`] the built-in sampling policies.
 pub fn run_sweep(path: &Path) -> Result<SweepReport, SweepError> {
+    run_sweep_with(path, &Registry::builtin())
+}
+
+/// Runs (or continues) every run of the sweep with the policies of `registry`, then writes
+/// results, summary and plots. Failed runs do not stop the others; they are reported together
+/// at the end.
+pub fn run_sweep_with(path: &Path, registry: &Registry) -> Result<SweepReport, SweepError> {
     let (spec, base) = SweepSpec::load(path)?;
     let runs = spec.expand(&base)?;
     let dir = spec.dir();
@@ -73,7 +80,7 @@ pub fn run_sweep(path: &Path) -> Result<SweepReport, SweepError> {
     let mut outcomes = Vec::new();
     for (i, run) in runs.iter().enumerate() {
         eprintln!("sweep [{}/{}] {}", i + 1, runs.len(), run.label);
-        outcomes.push((run.label.clone(), run_one(run)));
+        outcomes.push((run.label.clone(), run_one(run, registry)));
     }
     let rows = write_outputs(&spec, &runs)?;
     let failures: Vec<String> = outcomes
@@ -97,7 +104,7 @@ pub fn run_sweep(path: &Path) -> Result<SweepReport, SweepError> {
     })
 }
 
-fn run_one(run: &RunSpec) -> RunOutcome {
+fn run_one(run: &RunSpec, registry: &Registry) -> RunOutcome {
     let dir = run.config.run.run_dir();
     if let Some(message) = config_changed(&dir, &run.config.to_toml()) {
         return RunOutcome::Failed(message);
@@ -112,7 +119,7 @@ fn run_one(run: &RunSpec) -> RunOutcome {
         overwrite: !resume,
         ..Default::default()
     };
-    match train(&run.config, &opts) {
+    match train_with_registry(&run.config, &opts, registry) {
         Ok(_) if resume => RunOutcome::Resumed,
         Ok(_) => RunOutcome::Started,
         Err(TrainError::AlreadyFinished { .. }) => RunOutcome::Skipped,

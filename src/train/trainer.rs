@@ -63,7 +63,7 @@ pub fn train(config: &Config, opts: &TrainOptions) -> Result<TrainSummary, Train
 }
 
 /// Trains with the policies of `registry` (built-ins plus user policies registered from
-/// outside the crate, see `examples/custom_policy.rs`).
+/// outside the crate, see `examples/custom_policy.rs` and `cli::main`).
 pub fn train_with_registry(
     config: &Config,
     opts: &TrainOptions,
