@@ -13,6 +13,7 @@
 //! ```
 
 mod analysis;
+mod export;
 mod perf;
 mod run;
 
@@ -63,6 +64,8 @@ enum Command {
     Fit(analysis::FitArgs),
     /// Evaluate a run's checkpoint: normalised perplexity and zero-shot tasks (RUN/eval.json).
     Eval(analysis::EvalArgs),
+    /// Write a run's checkpoint as a Hugging Face GPT-2 directory (GPT2LMHeadModel).
+    Export(export::ExportArgs),
 }
 
 /// Runs the command named by the process's arguments with the policies of `registry`, prints
@@ -96,6 +99,7 @@ where
         Command::Ledger(a) => analysis::ledger_cmd(a),
         Command::Fit(a) => analysis::fit_cmd(a),
         Command::Eval(a) => analysis::eval_cmd(a),
+        Command::Export(a) => export::export(a),
     }
 }
 

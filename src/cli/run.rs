@@ -83,6 +83,9 @@ pub(super) struct SampleArgs {
     /// "cpu", "cuda" or "cuda:N" (needs a CUDA build).
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Print JSON with the token ids (`prompt_ids`, `ids`) beside the text.
+    #[arg(long)]
+    json: bool,
 }
 
 pub(super) fn prepare(a: PrepareArgs) -> Result<()> {
@@ -188,6 +191,13 @@ pub(super) fn sample(a: SampleArgs) -> Result<()> {
         context: cfg.n_positions,
     };
     let new = generate(&gpt, &prompt, &opts, &mut Rng::new(a.seed), &device)?;
-    println!("{}{}", a.prompt, tokenizer.decode(&new));
+    let text = format!("{}{}", a.prompt, tokenizer.decode(&new));
+    match a.json {
+        true => println!(
+            "{}",
+            serde_json::json!({"prompt_ids": prompt, "ids": new, "text": text})
+        ),
+        false => println!("{text}"),
+    }
     Ok(())
 }

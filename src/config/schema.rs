@@ -115,6 +115,12 @@ pub struct ModelConfig {
     pub d_model: Option<usize>,
     /// Training context length in tokens (<= n_positions). Default: n_positions.
     pub context_length: Option<usize>,
+    /// A Hugging Face GPT-2 directory (`config.json`, `model.safetensors`; a `transformers`
+    /// `save_pretrained` output or a published GPT-2) to start from instead of the seeded
+    /// init: continued pretraining. Its shape must be the one set above (e.g. `preset =
+    /// "gpt2-124m"` for `gpt2`). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
 }
 
 impl ModelConfig {

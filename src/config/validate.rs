@@ -89,6 +89,17 @@ impl Config {
     }
 
     fn check_model(&self, gpt: &GptConfig, p: &mut Vec<String>) {
+        if let Some(dir) = &self.model.init_from {
+            for file in [crate::model::hf::HF_CONFIG, crate::model::hf::HF_WEIGHTS] {
+                if !dir.join(file).is_file() {
+                    p.push(format!(
+                        "model.init_from: {} has no {file} (expected a Hugging Face GPT-2 \
+                         directory)",
+                        dir.display()
+                    ));
+                }
+            }
+        }
         let zero = [
             ("vocab_size", gpt.vocab_size),
             ("n_positions", gpt.n_positions),

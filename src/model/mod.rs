@@ -16,12 +16,14 @@
 //! - [`loss`]: per-token cross-entropy, a fused op (CPU and CUDA) with a real backward.
 //! - [`lm_head`]: the tied output projection fused with that cross-entropy.
 //! - [`precision`]: f32 or bf16 matmuls (mixed precision with f32 master weights).
+//! - [`hf`]: Hugging Face `GPT2LMHeadModel` directories, written and read.
 
 pub mod attention;
 pub mod attention_packed;
 pub mod config;
 pub mod cpu;
 pub mod gpt;
+pub mod hf;
 pub mod layer_norm;
 pub mod linear;
 pub mod lm_head;
@@ -33,6 +35,7 @@ pub mod tensors;
 
 pub use config::GptConfig;
 pub use gpt::Gpt;
+pub use layer_norm::LN_EPS;
 pub use params::Params;
 pub use precision::Precision;
 pub use step::{LossAndGrads, Timing};
@@ -54,6 +57,10 @@ pub enum ModelError {
 
     #[error("bad input: {0}")]
     BadInput(String),
+
+    /// A file could not be read or written (the message names it).
+    #[error("{0}")]
+    Io(String),
 
     /// Some op in the graph does not backpropagate to this parameter (candle ops that drop
     /// gradients silently exist).

@@ -23,7 +23,7 @@ use crate::eval::SuiteOptions;
 use crate::fsutil::DirLock;
 use crate::ledger::{self, Ledger, LedgerRead, LossMetric, LEDGER_FILE};
 use crate::logging::Histogram;
-use crate::model::{Gpt, GptConfig, Params, Timing};
+use crate::model::{hf, Gpt, GptConfig, Params, Timing};
 use crate::optim::{train_step, AdamW, AdamWParams, StepOutput};
 use crate::rng::Rng;
 use crate::sampling::{PolicyEnv, PolicyReport, Registry, SamplingPolicy, Selection, StateUpdate};
@@ -85,7 +85,10 @@ impl Session {
         let val_blocks = Blocks::new(data.val.clone(), block_len)?;
         // The run's one RNG: initial weights first, then the policy's seed.
         let mut rng = Rng::new(config.run.seed);
-        let params = Params::init_gpt2(&gpt_config, &mut rng, &device)?;
+        let params = match &config.model.init_from {
+            Some(dir) => hf::load_gpt2(&gpt_config, dir, &device)?,
+            None => Params::init_gpt2(&gpt_config, &mut rng, &device)?,
+        };
         let env = PolicyEnv {
             n_blocks: train_blocks.len(),
             seed: rng.next_u64(),

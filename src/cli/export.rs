@@ -1,0 +1,68 @@
+//! `syllabus export`: a run's checkpoint as a Hugging Face `GPT2LMHeadModel` directory.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use candle_core::Device;
+use clap::Args;
+
+use crate::model::hf::export_gpt2;
+use crate::train::{checkpoint, CONFIG_FILE};
+
+#[derive(Args)]
+pub(super) struct ExportArgs {
+    /// Run directory.
+    #[arg(long)]
+    run: PathBuf,
+    /// Checkpoint directory; default: the run's newest complete checkpoint.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Output directory (config.json, generation_config.json, model.safetensors), loadable
+    /// with `GPT2LMHeadModel.from_pretrained`.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace an existing, non-empty output directory.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+pub(super) fn export(a: ExportArgs) -> Result<()> {
+    let run = super::run_directory(&a.run, CONFIG_FILE)?;
+    let path = match a.checkpoint {
+        Some(p) => p,
+        None => checkpoint::latest(run)?
+            .ok_or_else(|| anyhow!("{}: no complete checkpoint to export", run.display()))?,
+    };
+    let ckpt = checkpoint::load(&path, &Device::Cpu)?;
+    let non_empty = a.out.read_dir().is_ok_and(|mut d| d.next().is_some());
+    if non_empty && !a.overwrite {
+        bail!(
+            "{} is not empty; pass --overwrite to replace it",
+            a.out.display()
+        );
+    }
+    // Written beside the target and renamed: an interrupted export leaves no partial model.
+    let tmp = sibling(&a.out, ".export.tmp");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).with_context(|| tmp.display().to_string())?;
+    }
+    export_gpt2(&ckpt.manifest.model, &ckpt.params, &tmp)?;
+    if a.out.exists() {
+        std::fs::remove_dir_all(&a.out).with_context(|| a.out.display().to_string())?;
+    }
+    std::fs::rename(&tmp, &a.out).with_context(|| a.out.display().to_string())?;
+    println!(
+        "{} (step {}) -> {}",
+        path.display(),
+        ckpt.manifest.state.step,
+        a.out.display()
+    );
+    Ok(())
+}
+
+/// `dir` with `suffix` appended to its last component.
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    dir.with_file_name(name)
+}
