@@ -1,7 +1,7 @@
 //! Per-document index of a token store: where each document starts and which source it came
 //! from. Small (12 bytes per document), so it is read fully into memory.
 //!
-//! File layout (little-endian, common header in `header.rs`): num_sources u32 at 12,
+//! File layout (little-endian, common header in `fsutil::binheader`): num_sources u32 at 12,
 //! doc_count u64 at 24, token_count u64 (of the matching store) at 32, content CRC32 (of the
 //! body) u32 at 40, zeros to 60, header CRC32 at 60. Body: doc_count u64 start offsets, then
 //! doc_count u32 source ids. The body has been checksummed since format 1 (a corrupted offset
@@ -12,10 +12,10 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::header::{
-    commit_rename, content_crc, content_mismatch, tmp_path, Header, HEADER_LEN, OFF_CONTENT_CRC,
-};
-use super::DataError;
+use super::content::{content_crc, content_mismatch, OFF_CONTENT_CRC};
+use super::{commit_rename, DataError};
+use crate::fsutil::binheader::{Header, HEADER_LEN};
+use crate::fsutil::tmp_path;
 
 const MAGIC: &[u8; 8] = b"SYLDOCS\0";
 const KIND: &str = "document index";

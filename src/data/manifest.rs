@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{DataError, DocIndex, TokenStore, EOT_TOKEN, GPT2_VOCAB_SIZE};
+use crate::fsutil::binheader::HeaderError;
 use crate::fsutil::{from_checksummed_json, ChecksumError};
 
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -156,12 +157,13 @@ pub(crate) fn read_manifest(dir: &Path) -> Result<Manifest, DataError> {
     let version = match version {
         Some(v) if (1..=MANIFEST_FORMAT_VERSION as u64).contains(&v) => v as u32,
         _ => {
-            return Err(DataError::UnsupportedVersion {
+            // Worded as a binary file's header would: one version message for every format.
+            return Err(DataError::Header(HeaderError::UnsupportedVersion {
                 path,
                 found: version.map_or(0, |v| v.min(u32::MAX as u64) as u32),
                 oldest: 1,
                 supported: MANIFEST_FORMAT_VERSION,
-            })
+            }));
         }
     };
     // Format 1 had no checksum; from format 2 on a missing one means an edit.

@@ -8,8 +8,8 @@
 
 // Submodules are public so both `data::X` (re-exported below) and `data::module::X` work.
 pub mod blocks;
+mod content;
 pub mod doc_index;
-mod header;
 mod inputs;
 pub mod manifest;
 pub mod prepare;
@@ -19,7 +19,9 @@ pub mod store;
 pub mod tokenizer;
 pub mod verify;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use crate::fsutil::binheader::HeaderError;
 
 pub use blocks::Blocks;
 pub use doc_index::DocIndex;
@@ -48,24 +50,10 @@ pub enum DataError {
     #[error(transparent)]
     Lock(#[from] crate::fsutil::LockError),
 
-    #[error("{path}: not a syllabus {kind} (bad magic bytes)")]
-    BadMagic { path: PathBuf, kind: &'static str },
-
-    /// A format version outside `oldest..=supported`.
-    #[error(
-        "{path}: unsupported format version {found} (this build supports {}); \
-         the file was written by another syllabus version or is corrupted",
-        if oldest == supported { format!("version {supported}") } else { format!("versions {oldest} to {supported}") }
-    )]
-    UnsupportedVersion {
-        path: PathBuf,
-        found: u32,
-        oldest: u32,
-        supported: u32,
-    },
-
-    #[error("{path}: header checksum mismatch: file corrupted")]
-    HeaderChecksum { path: PathBuf },
+    /// A refused header (bad magic, truncated, unsupported version, checksum mismatch), or a
+    /// manifest of a version this build does not read.
+    #[error(transparent)]
+    Header(#[from] HeaderError),
 
     /// The CRC32 of the bytes after the header differs from the one the header stores.
     #[error(
@@ -170,4 +158,9 @@ impl DataError {
             message: message.into(),
         }
     }
+}
+
+/// [`crate::fsutil::commit_rename`], naming the destination in the error.
+pub(crate) fn commit_rename(tmp: &Path, dest: &Path) -> Result<(), DataError> {
+    crate::fsutil::commit_rename(tmp, dest).map_err(|e| DataError::io(dest, e))
 }

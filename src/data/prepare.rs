@@ -10,18 +10,17 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::header::{commit_rename, tmp_path};
 use super::inputs::{discover, read_docs, InputFile, RawDoc};
 use super::manifest::{
     checksum_field, missing_files, TRAIN_DOCS, TRAIN_STORE, VAL_DOCS, VAL_STORE,
 };
 use super::split::{held_out, text_hash};
 use super::{
-    DataError, DocIndex, Gpt2Tokenizer, Manifest, SkipCounts, SourceFile, SourceTotals, SplitInfo,
-    TokenStoreWriter, EOT_TOKEN, GPT2_VOCAB_SIZE, MANIFEST_FILE, MANIFEST_FORMAT_VERSION,
-    TOKENIZER_NAME,
+    commit_rename, DataError, DocIndex, Gpt2Tokenizer, Manifest, SkipCounts, SourceFile,
+    SourceTotals, SplitInfo, TokenStoreWriter, EOT_TOKEN, GPT2_VOCAB_SIZE, MANIFEST_FILE,
+    MANIFEST_FORMAT_VERSION, TOKENIZER_NAME,
 };
-use crate::fsutil::{to_checksummed_json, DirLock};
+use crate::fsutil::{tmp_path, to_checksummed_json, DirLock};
 
 /// Text per tokenization batch: large enough to keep all cores busy, small enough to bound
 /// memory regardless of corpus size.

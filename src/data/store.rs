@@ -1,6 +1,6 @@
 //! Memory-mapped token store: a flat array of token ids behind a checked 64-byte header.
 //!
-//! Header fields (after the common magic/version, see `header.rs`): dtype u32 at 12 (2 = u16,
+//! Header fields (after the magic and version of `fsutil::binheader`): dtype u32 at 12 (2 = u16,
 //! 4 = u32), vocab_size u32 at 16, reserved u32 at 20, token_count u64 at 24, zeros to 40,
 //! content CRC32 (of every byte after the header) u32 at 40, zeros to 60, header CRC32 at 60.
 //! Token ids follow, little-endian, with no per-document framing: documents are separated by
@@ -18,11 +18,11 @@ use crc32fast::Hasher;
 use memmap2::Mmap;
 use rayon::prelude::*;
 
-use super::header::{
-    combine_in_order, content_mismatch, hash_piece, Header, CONTENT_CHUNK, HEADER_LEN,
-    OFF_CONTENT_CRC,
+use super::content::{
+    combine_in_order, content_mismatch, hash_piece, CONTENT_CHUNK, OFF_CONTENT_CRC,
 };
 use super::DataError;
+use crate::fsutil::binheader::{Header, HEADER_LEN};
 
 pub use writer::TokenStoreWriter;
 

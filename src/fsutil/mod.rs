@@ -2,13 +2,15 @@
 //!
 //! - [`write_atomic`]: small-file writes that readers never see half-done: the bytes go to a
 //!   hidden temp file in the same directory, which is then renamed over the destination (atomic
-//!   on POSIX). Large binary files (token stores, ledgers) have their own writers with a
-//!   directory fsync.
+//!   on POSIX). Large binary files (token stores, ledgers) are streamed by their own writers to
+//!   [`tmp_path`] and moved into place with [`commit_rename`], which also fsyncs the directory.
+//! - [`binheader`]: the checked 64-byte header every binary file starts with.
 //! - [`DirLock`]: one writing process per directory (run, prepared data, sweep).
 //! - [`to_checksummed_json`], [`from_checksummed_json`]: JSON state files that carry a
 //!   checksum of their own content.
 //! - [`fault`]: named points where a crash test can have the process killed.
 
+pub mod binheader;
 mod checksum;
 pub mod fault;
 mod lock;
@@ -39,14 +41,35 @@ pub fn unix_now() -> u64 {
 
 /// Writes `bytes` to `path` via `.<name>.tmp` and a rename; on error the old file is intact.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = temp_path(path);
+    let tmp = hidden_temp_path(path);
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }
 
-fn temp_path(path: &Path) -> PathBuf {
+fn hidden_temp_path(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     path.with_file_name(format!(".{}.tmp", name.unwrap_or_default()))
+}
+
+/// `<path>.tmp`: where a large file is written before [`commit_rename`] moves it into place.
+pub fn tmp_path(path: &Path) -> PathBuf {
+    let mut os = path.as_os_str().to_owned();
+    os.push(".tmp");
+    PathBuf::from(os)
+}
+
+/// Renames `tmp` (synced by the caller) onto `dest`, then fsyncs the directory so the rename
+/// survives a crash; best effort, as some platforms cannot and the rename already happened.
+pub fn commit_rename(tmp: &Path, dest: &Path) -> std::io::Result<()> {
+    std::fs::rename(tmp, dest)?;
+    let dir = match dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,13 +4,14 @@ use std::path::{Path, PathBuf};
 
 use super::cells::Mapping;
 use super::header::LedgerHeader;
-use super::io::{commit_rename, copy_atomically, map_file, tmp_path, write_new};
+use super::io::{copy_atomically, map_file, write_new};
 use super::reader::LedgerReader;
 use super::record::{BlockRecord, LedgerRead};
 use super::update::UpdateRule;
 use super::verify::{checked, verify_all};
 use super::LedgerError;
 use crate::data::{Blocks, DocIndex};
+use crate::fsutil::{commit_rename, tmp_path};
 
 /// File name of the ledger in a run directory (and in each checkpoint directory).
 pub const LEDGER_FILE: &str = "ledger.bin";
@@ -62,7 +63,7 @@ impl Ledger {
             let _ = std::fs::remove_file(&tmp); // best effort: a partial temp file is garbage
             return Err(LedgerError::io(&tmp, e));
         }
-        commit_rename(&tmp, path)?;
+        commit_rename(&tmp, path).map_err(|e| LedgerError::io(path, e))?;
         Ledger::map(path)
     }
 

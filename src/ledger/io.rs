@@ -2,8 +2,8 @@
 //! writing a new one, and atomic copies (temp name + fsync + rename).
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::{BufWriter, Write};
+use std::path::Path;
 
 use memmap2::MmapOptions;
 
@@ -11,6 +11,7 @@ use super::cells::Mapping;
 use super::header::{LedgerHeader, LEDGER_HEADER_LEN};
 use super::record::{BlockRecord, RECORD_SIZE};
 use super::LedgerError;
+use crate::fsutil::{commit_rename, tmp_path};
 
 /// Records written per chunk at creation: 2.25 MiB of I/O at a time, whatever the block count.
 pub(super) const CREATE_CHUNK: usize = 1 << 16;
@@ -30,7 +31,9 @@ pub(super) fn map_file(
         .map_err(|e| LedgerError::io(path, e))?;
     let len = file.metadata().map_err(|e| LedgerError::io(path, e))?.len();
     if len < LEDGER_HEADER_LEN as u64 {
-        return Err(short_file_error(path, file, len));
+        // Too short to map: the header check says why (bad magic bytes or truncated).
+        let bytes = std::fs::read(path).map_err(|e| LedgerError::io(path, e))?;
+        LedgerHeader::parse(path, &bytes, len)?;
     }
     let opts = MmapOptions::new();
     let raw = if writable {
@@ -59,19 +62,6 @@ pub(super) fn parse_header_retrying(
             }
             result => return result,
         }
-    }
-}
-
-/// The error for a file too short to hold a header (bad magic or truncated header).
-fn short_file_error(path: &Path, mut file: File, len: u64) -> LedgerError {
-    let mut bytes = Vec::with_capacity(LEDGER_HEADER_LEN);
-    if let Err(e) = file.read_to_end(&mut bytes) {
-        return LedgerError::io(path, e);
-    }
-    match LedgerHeader::parse(path, &bytes, len) {
-        Err(e) => e,
-        // Invariant: parse rejects anything shorter than a header; keep a message anyway.
-        Ok(_) => LedgerError::invalid(path, "file shorter than the header"),
     }
 }
 
@@ -108,25 +98,5 @@ pub(super) fn copy_atomically(src: &Path, dest: &Path) -> Result<(), LedgerError
         let _ = std::fs::remove_file(&tmp); // best effort: a partial temp file is garbage
         return Err(LedgerError::io(&tmp, e));
     }
-    commit_rename(&tmp, dest)
-}
-
-/// Renames `tmp` onto `dest` and, best effort, fsyncs the directory so the rename is durable.
-pub(super) fn commit_rename(tmp: &Path, dest: &Path) -> Result<(), LedgerError> {
-    std::fs::rename(tmp, dest).map_err(|e| LedgerError::io(dest, e))?;
-    let dir = match dest.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    // Directory fsync is unsupported on some platforms; the rename already happened.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-pub(super) fn tmp_path(path: &Path) -> PathBuf {
-    let mut os = path.as_os_str().to_owned();
-    os.push(".tmp");
-    PathBuf::from(os)
+    commit_rename(&tmp, dest).map_err(|e| LedgerError::io(dest, e))
 }

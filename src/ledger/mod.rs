@@ -74,6 +74,8 @@ mod verify;
 
 use std::path::PathBuf;
 
+use crate::fsutil::binheader::{HeaderError, HEADER_LEN};
+
 pub use file::{Ledger, LEDGER_FILE};
 pub use header::{LedgerHeader, LEDGER_FORMAT_VERSION, LEDGER_HEADER_LEN, LEDGER_MAGIC};
 pub use reader::LedgerReader;
@@ -188,6 +190,35 @@ impl LedgerError {
         LedgerError::Invalid {
             path: path.into(),
             message: message.into(),
+        }
+    }
+}
+
+/// The ledger's own wording for header problems (it names the ledger), and its answer to
+/// version 1, which is a known format with a way forward rather than corruption.
+impl From<HeaderError> for LedgerError {
+    fn from(e: HeaderError) -> Self {
+        match e {
+            HeaderError::BadMagic { path, .. } => LedgerError::BadMagic { path },
+            HeaderError::Truncated { path, found } => {
+                let msg =
+                    format!("truncated: {found} bytes, shorter than the {HEADER_LEN}-byte header");
+                LedgerError::invalid(path, msg)
+            }
+            HeaderError::UnsupportedVersion {
+                path,
+                found,
+                supported,
+                ..
+            } => match found {
+                1 => LedgerError::FormatOne { path, supported },
+                _ => LedgerError::UnsupportedVersion {
+                    path,
+                    found,
+                    supported,
+                },
+            },
+            HeaderError::Checksum { path } => LedgerError::HeaderChecksum { path },
         }
     }
 }

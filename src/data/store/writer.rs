@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use crc32fast::Hasher;
 
 use super::{Dtype, MAGIC, OFF_COUNT, OFF_DTYPE, OFF_VOCAB, STORE_FORMAT_VERSION};
-use crate::data::header::{commit_rename, tmp_path, Header, HEADER_LEN, OFF_CONTENT_CRC};
-use crate::data::DataError;
+use crate::data::content::OFF_CONTENT_CRC;
+use crate::data::{commit_rename, DataError};
+use crate::fsutil::binheader::{Header, HEADER_LEN};
+use crate::fsutil::tmp_path;
 
 /// Streams tokens into `<final>.tmp`, then on `finish` writes the real header, fsyncs and
 /// renames onto the final name: a crash never leaves a partial file under the final name.
