@@ -4,17 +4,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use common::syllabus;
 
-fn syllabus(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_syllabus"))
-        .args(args)
-        .current_dir(cwd)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .expect("binary runs")
-}
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
 /// Asserts a failure whose stderr holds every one of `needles`, and returns stderr.
 fn fails_with(o: &Output, needles: &[&str]) -> String {

@@ -3,17 +3,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use common::syllabus;
 
-fn syllabus(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_syllabus"))
-        .args(args)
-        .current_dir(cwd)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .expect("binary runs")
-}
+use std::process::Output;
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

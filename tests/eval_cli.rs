@@ -2,21 +2,13 @@
 //! checkpoint step, scalars in the run's metrics, and errors that name the problem.
 
 mod common;
+
+use common::syllabus;
 mod eval_support;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use syllabus::train::{train, TrainOptions};
-
-fn syllabus(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_syllabus"))
-        .args(args)
-        .current_dir(cwd)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .expect("binary runs")
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

@@ -1,16 +1,10 @@
 //! `syllabus fit` end to end: JSON and text output, and the messages for bad tables.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn syllabus(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_syllabus"))
-        .args(args)
-        .current_dir(cwd)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .expect("binary runs")
-}
+use common::syllabus;
+
+use std::path::Path;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

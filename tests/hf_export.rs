@@ -4,21 +4,12 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
+use common::syllabus;
+
 
 use safetensors::SafeTensors;
 use syllabus::model::Params;
 use syllabus::train::{train, TrainOptions};
-
-fn syllabus(args: &[&str], cwd: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_syllabus"))
-        .args(args)
-        .current_dir(cwd)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .expect("binary runs")
-}
 
 #[test]
 fn export_writes_a_gpt2_directory_and_init_from_reads_it_back() {

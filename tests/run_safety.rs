@@ -5,20 +5,13 @@
 
 mod common;
 
+use common::syllabus;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use syllabus::fsutil::DirLock;
 use syllabus::train::{train, TrainOptions};
-
-fn syllabus(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_syllabus"))
-        .args(args)
-        .current_dir(cwd)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .expect("binary runs")
-}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

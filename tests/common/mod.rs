@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use syllabus::config::Config;
 
@@ -102,4 +103,14 @@ log_every = 2
         train = train.display(),
         val = val.display(),
     )
+}
+
+/// Runs the `syllabus` binary in `cwd` with two threads.
+pub fn syllabus(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_syllabus"))
+        .args(args)
+        .current_dir(cwd)
+        .env("RAYON_NUM_THREADS", "2")
+        .output()
+        .expect("binary runs")
 }
