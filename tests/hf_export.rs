@@ -6,7 +6,6 @@ mod common;
 
 use common::syllabus;
 
-
 use safetensors::SafeTensors;
 use syllabus::model::Params;
 use syllabus::train::{train, TrainOptions};

@@ -109,7 +109,9 @@ pub struct ModelConfig {
     pub vocab_size: Option<usize>,
     /// Maximum context (learned position table rows).
     pub n_positions: Option<usize>,
+    /// Transformer blocks.
     pub n_layer: Option<usize>,
+    /// Attention heads per block (must divide `d_model`).
     pub n_head: Option<usize>,
     /// Residual stream width.
     pub d_model: Option<usize>,

@@ -202,10 +202,10 @@ impl RecordCells {
         self.source.store(rec.source, r);
         self.policy_state.store(rec.policy_state, r);
         self.flags.store(rec.flags, r);
-        // Release: the field stores happen-before a reader that sees the even seq (its
-        // relaxed load is followed by an acquire fence).
-        self.seq.store(odd.wrapping_add(1), Ordering::Release);
         self.crc.store(crc, r);
+        // Release: the field and checksum stores happen-before a reader that sees the even seq
+        // (its relaxed load is followed by an acquire fence).
+        self.seq.store(odd.wrapping_add(1), Ordering::Release);
     }
 
     /// Seqlock read: retries until the same even seq was seen before and after copying, so
