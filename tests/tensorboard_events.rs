@@ -391,3 +391,48 @@ fn flush_makes_data_visible_while_running() {
     assert_eq!(jsonl.lines().count(), 1);
     drop(logger); // Drop without close must also join cleanly.
 }
+
+#[test]
+fn hparams_are_written_in_the_plugins_layout() {
+    use syllabus::logging::HParams;
+    let dir = tempfile::tempdir().unwrap();
+    let config: toml::Value =
+        toml::from_str("flag = true\n[optim]\nlr = 3e-4\n[sampling]\npolicy = \"lfr\"").unwrap();
+    let mut logger = MetricsLogger::open(dir.path(), LoggerOptions::default()).unwrap();
+    logger.hparams(HParams::from_toml(&config, &["eval/loss"]), 0);
+    logger.close().unwrap();
+    let events = read_events(&event_files(dir.path())[0]);
+
+    // Summary.Value metadata (9) -> plugin_data (1) -> name (1) "hparams", content (2).
+    let content = |tag: &str| {
+        let metadata = decode(bytes(get(find_value(&events, tag), 9)));
+        let plugin = decode(bytes(get(&metadata, 1)));
+        assert_eq!(string(get(&plugin, 1)), "hparams", "{tag}");
+        decode(bytes(get(&plugin, 2)))
+    };
+    // HParamsPluginData.experiment (2): hparam_infos (4) with name (1), metric_infos (5).
+    let experiment = decode(bytes(get(&content("_hparams_/experiment"), 2)));
+    let mut names: Vec<String> = get_all(&experiment, 4)
+        .into_iter()
+        .map(|info| string(get(&decode(bytes(Some(info))), 1)))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["flag", "optim.lr", "sampling.policy"]);
+    let metric = decode(bytes(get(&experiment, 5)));
+    assert_eq!(string(get(&decode(bytes(get(&metric, 1))), 2)), "eval/loss");
+
+    // .session_start_info (3): hparams map (1) of key (1) -> google.protobuf.Value (2), whose
+    // number_value is field 2, string_value 3, bool_value 4.
+    let start = decode(bytes(get(&content("_hparams_/session_start_info"), 3)));
+    let value_of = |key: &str| {
+        let entry = get_all(&start, 1)
+            .into_iter()
+            .map(|e| decode(bytes(Some(e))))
+            .find(|e| string(get(e, 1)) == key)
+            .unwrap_or_else(|| panic!("{key} missing"));
+        decode(bytes(get(&entry, 2)))
+    };
+    assert_eq!(double(get(&value_of("optim.lr"), 2)), 3e-4);
+    assert_eq!(string(get(&value_of("sampling.policy"), 3)), "lfr");
+    assert!(matches!(get(&value_of("flag"), 4), Some(Field::Varint(1))));
+}

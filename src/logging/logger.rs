@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::histogram::Histogram;
+use super::hparams::{self, HParams};
 use super::jsonl::{truncate_after, JsonlWriter};
 use super::sink::MetricsSink;
 use super::tensorboard::{unix_time, TensorBoardWriter};
@@ -94,6 +95,15 @@ impl MetricsLogger {
         } else {
             None
         }
+    }
+
+    /// The run's hyperparameters for TensorBoard's HParams dashboard (TensorBoard only).
+    pub fn hparams(&mut self, h: HParams, step: u64) {
+        self.send_metric(
+            hparams::SESSION_START_TAG,
+            step,
+            MetricValue::HParams(Box::new(h)),
+        );
     }
 
     /// Records discarded because the queue was full (writer too slow).

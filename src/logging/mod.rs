@@ -11,6 +11,7 @@
 
 pub mod console;
 pub mod histogram;
+pub mod hparams;
 pub mod jsonl;
 mod logger;
 pub mod sink;
@@ -20,6 +21,7 @@ mod worker;
 use std::path::PathBuf;
 
 pub use histogram::Histogram;
+pub use hparams::{HParam, HParams};
 pub use logger::{LoggerOptions, MetricsLogger};
 pub use sink::{MemoryRecords, MemorySink, MetricsSink, NullSink, ScalarRecord};
 

@@ -22,6 +22,7 @@ use tensorboard_rs::record_writer::RecordWriter;
 use tensorboard_rs::summary::{histogram_raw, scalar};
 
 use super::histogram::Histogram;
+use super::hparams::HParams;
 
 /// Version string TensorBoard expects in the first record of every file.
 const FILE_VERSION: &str = "brain.Event:2";
@@ -106,6 +107,17 @@ impl TensorBoardWriter {
             &h.bucket_counts,
         );
         self.write_summary(summary, step, wall_time)
+    }
+
+    /// Writes the HParams plugin's experiment and session-start summaries.
+    pub fn hparams(&mut self, h: &HParams, step: u64, wall_time: f64) -> io::Result<()> {
+        let summaries = h
+            .summaries(wall_time)
+            .map_err(|e| io::Error::new(ErrorKind::InvalidData, e))?;
+        for summary in summaries {
+            self.write_summary(summary, step, wall_time)?;
+        }
+        Ok(())
     }
 
     pub fn flush(&mut self) -> io::Result<()> {

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::histogram::Histogram;
+use super::hparams::HParams;
 use super::jsonl::JsonlWriter;
 use super::tensorboard::TensorBoardWriter;
 
@@ -39,6 +40,8 @@ pub(super) enum MetricValue {
     Scalar(f64),
     Text(String),
     Histogram(Box<Histogram>),
+    /// TensorBoard's HParams summaries (not written to `metrics.jsonl`).
+    HParams(Box<HParams>),
 }
 
 /// State shared between the caller and the writer thread.
@@ -86,6 +89,7 @@ impl Writers {
                 MetricValue::Scalar(v) => tb.scalar(tag, *v, step, wall_time),
                 MetricValue::Text(t) => tb.text(tag, t, step, wall_time),
                 MetricValue::Histogram(h) => tb.histogram(tag, h, step, wall_time),
+                MetricValue::HParams(h) => tb.hparams(h, step, wall_time),
             }?;
         }
         if let Some(jsonl) = &mut self.jsonl {
@@ -93,6 +97,7 @@ impl Writers {
                 MetricValue::Scalar(v) => jsonl.scalar(tag, *v, step, wall_time),
                 MetricValue::Text(t) => jsonl.text(tag, t, step, wall_time),
                 MetricValue::Histogram(h) => jsonl.histogram(tag, h, step, wall_time),
+                MetricValue::HParams(_) => Ok(()),
             }?;
         }
         Ok(())

@@ -16,7 +16,7 @@ use super::{EvalResult, Session, TrainError, TrainSummary};
 use crate::data::stats::unigram_entropy;
 use crate::device::Peak;
 use crate::eval::{self, SuiteReport};
-use crate::logging::{console, LoggerOptions, MetricsLogger, MetricsSink};
+use crate::logging::{console, HParams, LoggerOptions, MetricsLogger, MetricsSink};
 use crate::model::attention::uses_fused_attention;
 use crate::optim::StepOutput;
 
@@ -67,9 +67,15 @@ impl RunLog {
             sources: s.data().manifest.sources.clone(),
         };
         log.print_intro(s);
-        // The resolved config in TensorBoard's text tab, next to the curves it produced.
+        // The resolved config in TensorBoard's text tab, next to the curves it produced, and as
+        // hyperparameters for the HParams dashboard (written once, at the run's start).
         let table = console::markdown_table(&rows);
         log.logger.text("config", &table, s.step());
+        if s.resumed_from().is_none() {
+            let config = toml::Value::try_from(c).map_err(|e| TrainError::RunDir(e.to_string()))?;
+            let metrics = ["eval/loss", "eval/ppl", "train/loss"];
+            log.logger.hparams(HParams::from_toml(&config, &metrics), 0);
+        }
         Ok(log)
     }
 
