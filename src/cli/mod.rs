@@ -81,7 +81,8 @@ pub fn main(registry: Registry) -> ExitCode {
     }
 }
 
-/// Runs the command in `args` (the program name first, as in `std::env::args_os`).
+/// Runs the command in `args` (the program name first, as in `std::env::args_os`). As with
+/// any clap program, `--help`, `--version` and malformed arguments print and exit the process.
 pub fn run<I, T>(registry: &Registry, args: I) -> Result<()>
 where
     I: IntoIterator<Item = T>,
