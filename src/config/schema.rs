@@ -303,8 +303,9 @@ pub struct EvalConfig {
     /// exists under `tasks_dir`, plus `val` (the prepared validation split), listing the skipped
     /// ones. A task named explicitly whose file is missing is an error. Default `["auto"]`.
     pub tasks: Vec<String>,
-    /// Directory of the eval files (`shared/data/eval/` layout), relative to the working
-    /// directory. Default `"../shared/data/eval"`.
+    /// Directory of the eval files (file names in `docs/eval.md`), relative to the working
+    /// directory; when it does not exist, the user cache `~/.cache/syllabus/eval`
+    /// (`$XDG_CACHE_HOME/syllabus/eval`) is used if that does. Default `"../shared/data/eval"`.
     pub tasks_dir: PathBuf,
     /// Examples per zero-shot task (each file's first ones); 0 = all. Default 150: the
     /// default suite on the tiny preset takes about a minute on 2 CPU cores (docs/eval.md).

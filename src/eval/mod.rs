@@ -35,7 +35,8 @@ pub use perplexity::{sliding_window_requests, PerplexityReport};
 pub use report::{log_scalars, render_table, write_eval_json, EVAL_FILE};
 pub use scorer::{score_all, Request, Score, Scorer};
 pub use suite::{
-    resolve, run_suite, run_suite_with, SkippedTask, SuiteOptions, SuiteReport, Task, TaskSelection,
+    cached_tasks_dir, locate_tasks_dir, resolve, run_suite, run_suite_with, SkippedTask,
+    SuiteOptions, SuiteReport, Task, TaskSelection,
 };
 
 /// Everything that can go wrong while evaluating. File problems name the file (and line and
@@ -58,7 +59,8 @@ pub enum EvalError {
     },
 
     #[error(
-        "task `{task}` needs {}, which does not exist (set eval.tasks_dir or pass --tasks-dir)",
+        "task `{task}` needs {}, which does not exist (set eval.tasks_dir, pass --tasks-dir, \
+         or put the task files in the user cache, ~/.cache/syllabus/eval)",
         path.display()
     )]
     MissingTaskFile { task: String, path: PathBuf },

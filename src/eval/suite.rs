@@ -141,6 +141,25 @@ pub struct SuiteOptions {
     pub quiet: bool,
 }
 
+/// The user's cache of task files: `$XDG_CACHE_HOME/syllabus/eval`, else
+/// `$HOME/.cache/syllabus/eval` (`None` without either variable).
+pub fn cached_tasks_dir() -> Option<PathBuf> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(cache.join("syllabus").join("eval"))
+}
+
+/// The directory task files are read from: `configured` (`eval.tasks_dir` or `--tasks-dir`)
+/// when it exists, else the user cache ([`cached_tasks_dir`]) when that exists, else
+/// `configured` (so errors name it).
+pub fn locate_tasks_dir(configured: &Path) -> PathBuf {
+    match cached_tasks_dir() {
+        Some(cache) if !configured.is_dir() && cache.is_dir() => cache,
+        _ => configured.to_path_buf(),
+    }
+}
+
 /// The tasks to run and those auto mode skips. Explicitly named tasks must be runnable.
 pub fn resolve(
     selection: &TaskSelection,

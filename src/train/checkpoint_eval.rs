@@ -10,8 +10,9 @@ use std::sync::Arc;
 use super::{checkpoint, TrainError};
 use crate::config::Config;
 use crate::data::{self, Gpt2Tokenizer, TokenStore};
-use crate::eval::{log_scalars, resolve, run_suite, write_eval_json, SuiteOptions, SuiteReport};
+use crate::eval::{locate_tasks_dir, log_scalars, resolve, run_suite, write_eval_json};
 use crate::eval::{EvalError, TaskSelection};
+use crate::eval::{SuiteOptions, SuiteReport};
 use crate::logging::{LoggerOptions, MetricsLogger};
 use crate::model::Gpt;
 
@@ -116,11 +117,19 @@ pub fn suite_options(
     let e = &config.eval;
     let context = config.context();
     let selection = TaskSelection::parse(&e.tasks)?;
-    let (tasks, skipped) = resolve(&selection, &e.tasks_dir, val.is_some())?;
+    let tasks_dir = locate_tasks_dir(&e.tasks_dir);
+    if tasks_dir != e.tasks_dir {
+        eprintln!(
+            "eval: task files from {} ({} does not exist)",
+            tasks_dir.display(),
+            e.tasks_dir.display()
+        );
+    }
+    let (tasks, skipped) = resolve(&selection, &tasks_dir, val.is_some())?;
     Ok(SuiteOptions {
         tasks,
         skipped,
-        tasks_dir: e.tasks_dir.clone(),
+        tasks_dir,
         task_limit: e.task_limit,
         ppl_max_tokens: e.ppl_max_tokens,
         context,
