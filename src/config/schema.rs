@@ -305,7 +305,9 @@ pub struct EvalConfig {
     pub tasks: Vec<String>,
     /// Directory of the eval files (file names in `docs/eval.md`), relative to the working
     /// directory; when it does not exist, the user cache `~/.cache/syllabus/eval`
-    /// (`$XDG_CACHE_HOME/syllabus/eval`) is used if that does. Default `"../shared/data/eval"`.
+    /// (`$XDG_CACHE_HOME/syllabus/eval`) is used if that does, which is where users put the
+    /// files. Default `"../shared/data/eval"` (kept because saved run configs and run ids
+    /// contain it).
     pub tasks_dir: PathBuf,
     /// Examples per zero-shot task (each file's first ones); 0 = all. Default 150: the
     /// default suite on the tiny preset takes about a minute on 2 CPU cores (docs/eval.md).
