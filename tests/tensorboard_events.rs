@@ -396,10 +396,16 @@ fn flush_makes_data_visible_while_running() {
 fn hparams_are_written_in_the_plugins_layout() {
     use syllabus::logging::HParams;
     let dir = tempfile::tempdir().unwrap();
-    let config: toml::Value =
-        toml::from_str("flag = true\n[optim]\nlr = 3e-4\n[sampling]\npolicy = \"lfr\"").unwrap();
+    let leaves = vec![
+        ("flag".to_string(), toml::Value::Boolean(true)),
+        ("optim.lr".to_string(), toml::Value::Float(3e-4)),
+        (
+            "sampling.policy".to_string(),
+            toml::Value::String("lfr".into()),
+        ),
+    ];
     let mut logger = MetricsLogger::open(dir.path(), LoggerOptions::default()).unwrap();
-    logger.hparams(HParams::from_toml(&config, &["eval/loss"]), 0);
+    logger.hparams(HParams::from_toml_leaves(leaves, &["eval/loss"]), 0);
     logger.close().unwrap();
     let events = read_events(&event_files(dir.path())[0]);
 

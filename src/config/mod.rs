@@ -114,26 +114,34 @@ impl Config {
 
     /// Flattened `(key, value)` rows for the start-of-run table.
     pub fn table_rows(&self) -> Vec<(String, String)> {
+        let leaves = self.leaves().into_iter();
+        leaves
+            .map(|(key, value)| (key, value.to_string()))
+            .collect()
+    }
+
+    /// Every leaf of the resolved config by its dotted key (`optim.lr`), in table order.
+    pub fn leaves(&self) -> Vec<(String, toml::Value)> {
         let value = toml::Value::try_from(self).expect("config serialises to TOML");
-        let mut rows = Vec::new();
-        flatten("", &value, &mut rows);
-        rows
+        let mut leaves = Vec::new();
+        flatten("", value, &mut leaves);
+        leaves
     }
 }
 
-fn flatten(prefix: &str, value: &toml::Value, rows: &mut Vec<(String, String)>) {
+fn flatten(prefix: &str, value: toml::Value, leaves: &mut Vec<(String, toml::Value)>) {
     match value {
         toml::Value::Table(t) => {
             for (k, v) in t {
                 let key = if prefix.is_empty() {
-                    k.clone()
+                    k
                 } else {
                     format!("{prefix}.{k}")
                 };
-                flatten(&key, v, rows);
+                flatten(&key, v, leaves);
             }
         }
-        other => rows.push((prefix.to_string(), other.to_string())),
+        other => leaves.push((prefix.to_string(), other)),
     }
 }
 

@@ -30,11 +30,22 @@ pub struct HParams {
 }
 
 impl HParams {
-    /// Every leaf of a TOML document as a hyperparameter named by its dotted path; arrays and
-    /// dates become their TOML text.
-    pub fn from_toml(value: &toml::Value, metrics: &[&str]) -> Self {
-        let mut values = Vec::new();
-        flatten("", value, &mut values);
+    /// Hyperparameters from `(dotted key, TOML value)` leaves (a config's); arrays and dates
+    /// become their TOML text.
+    pub fn from_toml_leaves(leaves: Vec<(String, toml::Value)>, metrics: &[&str]) -> Self {
+        let values = leaves
+            .into_iter()
+            .map(|(key, value)| {
+                let value = match value {
+                    toml::Value::Integer(i) => HParam::Number(i as f64),
+                    toml::Value::Float(f) => HParam::Number(f),
+                    toml::Value::Boolean(b) => HParam::Bool(b),
+                    toml::Value::String(s) => HParam::Text(s),
+                    other => HParam::Text(other.to_string()),
+                };
+                (key, value)
+            })
+            .collect();
         Self {
             values,
             metrics: metrics.iter().map(|m| m.to_string()).collect(),
@@ -65,28 +76,6 @@ impl HParams {
         data.set_session_start_info(start);
         Ok([experiment, summary(SESSION_START_TAG, &data)?])
     }
-}
-
-fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, HParam)>) {
-    let v = match value {
-        toml::Value::Table(t) => {
-            for (k, v) in t {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(&key, v, out);
-            }
-            return;
-        }
-        toml::Value::Integer(i) => HParam::Number(*i as f64),
-        toml::Value::Float(f) => HParam::Number(*f),
-        toml::Value::Boolean(b) => HParam::Bool(*b),
-        toml::Value::String(s) => HParam::Text(s.clone()),
-        other => HParam::Text(other.to_string()),
-    };
-    out.push((prefix.to_string(), v));
 }
 
 fn hparam_info(name: &str, value: &HParam) -> HParamInfo {

@@ -72,9 +72,9 @@ impl RunLog {
         let table = console::markdown_table(&rows);
         log.logger.text("config", &table, s.step());
         if s.resumed_from().is_none() {
-            let config = toml::Value::try_from(c).map_err(|e| TrainError::RunDir(e.to_string()))?;
             let metrics = ["eval/loss", "eval/ppl", "train/loss"];
-            log.logger.hparams(HParams::from_toml(&config, &metrics), 0);
+            let hparams = HParams::from_toml_leaves(c.leaves(), &metrics);
+            log.logger.hparams(hparams, 0);
         }
         Ok(log)
     }
