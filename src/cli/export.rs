@@ -1,11 +1,12 @@
 //! `syllabus export`: a run's checkpoint as a Hugging Face `GPT2LMHeadModel` directory.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::Device;
 use clap::Args;
 
+use crate::fsutil::{commit_rename, tmp_path};
 use crate::model::hf::export_gpt2;
 use crate::train::{checkpoint, CONFIG_FILE};
 
@@ -42,7 +43,7 @@ pub(super) fn export(a: ExportArgs) -> Result<()> {
         );
     }
     // Written beside the target and renamed: an interrupted export leaves no partial model.
-    let tmp = sibling(&a.out, ".export.tmp");
+    let tmp = tmp_path(&a.out);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).with_context(|| tmp.display().to_string())?;
     }
@@ -50,7 +51,7 @@ pub(super) fn export(a: ExportArgs) -> Result<()> {
     if a.out.exists() {
         std::fs::remove_dir_all(&a.out).with_context(|| a.out.display().to_string())?;
     }
-    std::fs::rename(&tmp, &a.out).with_context(|| a.out.display().to_string())?;
+    commit_rename(&tmp, &a.out).with_context(|| a.out.display().to_string())?;
     println!(
         "{} (step {}) -> {}",
         path.display(),
@@ -58,11 +59,4 @@ pub(super) fn export(a: ExportArgs) -> Result<()> {
         a.out.display()
     );
     Ok(())
-}
-
-/// `dir` with `suffix` appended to its last component.
-fn sibling(dir: &Path, suffix: &str) -> PathBuf {
-    let mut name = dir.file_name().unwrap_or_default().to_os_string();
-    name.push(suffix);
-    dir.with_file_name(name)
 }
