@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 
 use crate::fsutil::DirLock;
 use crate::sampling::Registry;
-use crate::train::{checkpoint, train_with_registry, TrainError, TrainOptions};
+use crate::train::CONFIG_FILE;
+use crate::train::{checkpoint, same_config, train_with_registry, TrainError, TrainOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
@@ -130,9 +131,8 @@ fn run_one(run: &RunSpec, registry: &Registry) -> RunOutcome {
 /// A run directory made from another config (the sweep file or its base changed since): its
 /// results must not be mixed into this sweep's, so the run is reported instead of skipped.
 fn config_changed(run_dir: &Path, config_toml: &str) -> Option<String> {
-    let saved = std::fs::read_to_string(run_dir.join("config.toml")).ok()?;
-    let parse = |t: &str| t.parse::<toml::Table>().ok();
-    match parse(&saved) == parse(config_toml) {
+    let saved = std::fs::read_to_string(run_dir.join(CONFIG_FILE)).ok()?;
+    match same_config(&saved, config_toml) {
         true => None,
         false => Some(format!(
             "{} holds a run of a different config (the sweep or its base changed); move it \

@@ -17,7 +17,7 @@ pub use batch::load_batch;
 pub use checkpoint_eval::{evaluate_checkpoint, suite_options, CheckpointEval, EvalOverrides};
 pub use data_setup::load_data;
 pub use eval::{evaluate, EvalResult};
-pub use run_dir::CONFIG_FILE;
+pub use run_dir::{same_config, CONFIG_FILE};
 pub use session::Session;
 pub use trainer::{train, train_with_registry, TrainOptions, TrainSummary};
 

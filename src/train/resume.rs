@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 
 use super::checkpoint::{self, LoadedCheckpoint, LEDGER_SNAPSHOT};
+use super::run_dir::same_config;
 use super::{TrainError, TrainOptions};
 use crate::ledger::LedgerReader;
 use crate::model::GptConfig;
@@ -54,8 +55,7 @@ fn verify(
             loaded.manifest.model
         )));
     }
-    let table = |s: &str| s.parse::<toml::Table>().ok();
-    if table(&loaded.manifest.config) != table(config_toml) {
+    if !same_config(&loaded.manifest.config, config_toml) {
         return Err(TrainError::Checkpoint(
             "it was written by a run with another config".into(),
         ));

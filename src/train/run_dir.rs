@@ -50,6 +50,13 @@ pub fn prepare(
     crate::fsutil::write_atomic(&saved_path, config_toml.as_bytes()).map_err(io)
 }
 
+/// Whether two config texts are the same config: equal as TOML tables (formatting and key
+/// order aside); text that does not parse is never the same.
+pub fn same_config(a: &str, b: &str) -> bool {
+    let parse = |s: &str| s.parse::<toml::Table>().ok();
+    matches!((parse(a), parse(b)), (Some(a), Some(b)) if a == b)
+}
+
 fn check_same_config(dir: &Path, saved: &str, current: &str) -> Result<(), TrainError> {
     let parse = |s: &str| s.parse::<toml::Table>().ok();
     let (Some(a), Some(b)) = (parse(saved), parse(current)) else {
