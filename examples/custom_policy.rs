@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use syllabus::ledger::LedgerRead;
 use syllabus::rng::Rng;
-use syllabus::sampling::{load_state, no_params, save_state, PassCursor, PolicyEnv, Registry};
+use syllabus::sampling::{load_state, no_params, save_state, PassCursor, PolicyEnv};
 use syllabus::sampling::{SamplingError, SamplingPolicy, Selection, ShuffledPasses};
 
 pub const NAME: &str = "round-robin";
@@ -94,9 +94,10 @@ impl SamplingPolicy for RoundRobin {
 /// The `syllabus` command line with this policy beside the built-in ones.
 #[allow(dead_code)] // the tests include this file for `construct`
 fn main() -> std::process::ExitCode {
-    let mut policies = Registry::builtin();
+    let mut plugins = syllabus::plugins::Plugins::builtin();
+    let policies = &mut plugins.policies;
     policies
         .register(NAME, construct)
         .expect("a name of its own");
-    syllabus::cli::main(policies)
+    syllabus::cli::main(plugins)
 }

@@ -1,9 +1,10 @@
-//! Autoregressive sampling with temperature and top-k. Recomputes the whole (cropped) context
+//! Autoregressive sampling with temperature and top-k. A model with an incremental decoder (a
+//! recurrent state: O(1) per token) uses it; otherwise the whole (cropped) context is recomputed
 //! each token: simple and exact; a KV cache would only matter for long samples.
 
 use candle_core::{Device, IndexOp, Tensor};
 
-use crate::model::{Gpt, ModelError};
+use crate::model::{LanguageModel, ModelError};
 use crate::rng::Rng;
 
 #[derive(Clone, Copy, Debug)]
@@ -13,19 +14,32 @@ pub struct SampleOptions {
     pub temperature: f64,
     /// Keep only the k most likely tokens; 0 keeps all.
     pub top_k: usize,
-    /// Longest context fed to the model (<= the model's n_positions).
+    /// Longest context fed to a model without an incremental decoder (<= its maximum
+    /// context).
     pub context: usize,
 }
 
 /// Continues `prompt` (token ids, non-empty) by `max_new_tokens` tokens; returns only the new
-/// tokens. Use a model built with `Gpt::new_inference` so no graph is recorded.
+/// tokens. Use an inference model (`BuildOptions::inference`) so no graph is recorded.
 pub fn generate(
-    gpt: &Gpt,
+    gpt: &dyn LanguageModel,
     prompt: &[u32],
     opts: &SampleOptions,
     rng: &mut Rng,
     device: &Device,
 ) -> Result<Vec<u32>, ModelError> {
+    if let Some(mut decoder) = gpt.decoder() {
+        let mut new = Vec::with_capacity(opts.max_new_tokens);
+        let mut logits = decoder.feed(prompt)?;
+        for i in 0..opts.max_new_tokens {
+            let next = sample_logits(&logits, opts.temperature, opts.top_k, rng);
+            new.push(next);
+            if i + 1 < opts.max_new_tokens {
+                logits = decoder.feed(&[next])?;
+            }
+        }
+        return Ok(new);
+    }
     let mut tokens = prompt.to_vec();
     for _ in 0..opts.max_new_tokens {
         let start = tokens.len().saturating_sub(opts.context);

@@ -5,11 +5,12 @@
 //!
 //! 1. `rng` (the seeded RNG), `fsutil` (atomic writes, directory locks, checksummed JSON, fault
 //!    points), `kernels` (gemm, SIMD, CUDA launches), `scaling` (scaling-law fits).
-//! 2. `data` (tokenizer, token store, blocks, prepare), `model` (GPT-2, its CPU passes and
-//!    fused ops), `logging` (TensorBoard, JSONL, console), `ledger` (per-block losses),
+//! 2. `data` (tokenizer, token store, blocks, prepare), `model` (the architecture plugin
+//!    interface and registry; GPT-2 with its CPU passes and fused ops, LLaMA, the quasi-LSTM), `logging` (TensorBoard, JSONL, console), `ledger` (per-block losses),
 //!    `eval` (perplexity and zero-shot scoring), `device` (opening a device, the MFU peak),
 //!    `generate` (sampling text), `sampling` (policies that pick blocks from the ledger).
-//! 3. `config` (the TOML schema, composed of the sections above, and its validation).
+//! 3. `config` (the TOML schema, composed of the sections above, and its validation),
+//!    `plugins` (the policy and architecture registries a binary runs with).
 //! 4. `optim` (AdamW, schedules, one training step), `perf` (`bench`, `check-grads`),
 //!    `budget` (compute classes, the plan, the meter, the reference throughput).
 //! 5. `train` (the run: session, loop, checkpoints, resume, reporting).
@@ -29,6 +30,7 @@ pub mod logging;
 pub mod model;
 pub mod optim;
 pub mod perf;
+pub mod plugins;
 pub mod rng;
 pub mod sampling;
 pub mod scaling;

@@ -2,5 +2,5 @@
 //! library (`syllabus::cli`), so a binary that registers its own policies is as short as this.
 
 fn main() -> std::process::ExitCode {
-    syllabus::cli::main(syllabus::sampling::Registry::builtin())
+    syllabus::cli::main(syllabus::plugins::Plugins::builtin())
 }

@@ -133,6 +133,7 @@ fn resume_continues_the_same_budget_without_counting_twice() {
     assert_eq!(first.stop, None);
     let saved = checkpoint::load(
         &checkpoint::latest(&b.path().join("run")).unwrap().unwrap(),
+        &syllabus::model::ModelRegistry::builtin(),
         &Device::Cpu,
     )
     .unwrap()
@@ -172,7 +173,8 @@ fn a_measured_reference_is_stored_and_not_remeasured_on_resume() {
     let r: ThroughputReference = serde_json::from_slice(&before).unwrap();
     assert_eq!(r.source, "measured");
     assert!(r.tokens_per_s > 0.0 && r.forward_tokens_per_s > r.tokens_per_s);
-    assert_eq!(r.model, Some(cfg.gpt()));
+    assert_eq!(r.model, Some(cfg.arch().resolved()));
+    assert_eq!(r.arch.as_deref(), Some("gpt2"));
     let resume = TrainOptions {
         resume: true,
         ..Default::default()
@@ -191,7 +193,8 @@ fn a_measured_reference_is_stored_and_not_remeasured_on_resume() {
 fn a_reference_for_another_model_is_refused_before_the_run_starts() {
     let dir = tempfile::tempdir().unwrap();
     let mut r = ThroughputReference::from_rate(1000.0, 4, 2, 16);
-    r.model = Some(syllabus::model::GptConfig::preset("tiny").unwrap());
+    let tiny = syllabus::model::GptConfig::preset("tiny").unwrap();
+    r.model = Some(syllabus::model::Architecture::resolved(&tiny));
     let file = dir.path().join("ref.json");
     r.write(&file).unwrap();
     let budget = BudgetConfig {

@@ -24,7 +24,7 @@ fn defaults_fill_in_and_preset_is_expanded() {
     assert_eq!(c.optim.lr, 6e-4);
     assert_eq!(c.run.seed, 1337);
     assert_eq!(c.model.n_layer, Some(4));
-    assert_eq!(c.context(), c.gpt().n_positions);
+    assert_eq!(Some(c.context()), c.arch().max_context());
     // The saved config round-trips to the same config.
     assert_eq!(load(&c.to_toml(), &[]).unwrap(), c);
 }

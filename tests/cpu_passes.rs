@@ -46,7 +46,11 @@ fn params(cfg: &GptConfig) -> Result<Params, ModelError> {
         let noise = Tensor::from_vec(noise, var.shape(), &Device::Cpu)?;
         scaled.insert(name.clone(), (var.as_tensor() + noise)?);
     }
-    Params::from_tensors(cfg, scaled, &Device::Cpu)
+    Params::from_tensors(
+        &syllabus::model::Architecture::param_specs(cfg),
+        scaled,
+        &Device::Cpu,
+    )
 }
 
 fn run(

@@ -47,7 +47,12 @@ struct Outcome {
 }
 
 fn outcome(run: &Path) -> Outcome {
-    let ckpt = checkpoint::load(&checkpoint::latest(run).unwrap().unwrap(), &Device::Cpu).unwrap();
+    let ckpt = checkpoint::load(
+        &checkpoint::latest(run).unwrap().unwrap(),
+        &syllabus::model::ModelRegistry::builtin(),
+        &Device::Cpu,
+    )
+    .unwrap();
     let weights = ckpt
         .params
         .to_tensors()

@@ -7,11 +7,13 @@ use std::collections::BTreeMap;
 
 use candle_core::Device;
 use syllabus::config::Config;
-use syllabus::train::{checkpoint, train, train_with_registry, TrainError, TrainOptions};
+use syllabus::model::ModelRegistry;
+use syllabus::plugins::Plugins;
+use syllabus::train::{checkpoint, train, train_with, TrainError, TrainOptions};
 
 fn weights(run_dir: &std::path::Path) -> BTreeMap<String, Vec<f32>> {
     let path = checkpoint::latest(run_dir).unwrap().expect("a checkpoint");
-    let ckpt = checkpoint::load(&path, &Device::Cpu).unwrap();
+    let ckpt = checkpoint::load(&path, &ModelRegistry::builtin(), &Device::Cpu).unwrap();
     ckpt.params
         .to_tensors()
         .into_iter()
@@ -126,7 +128,8 @@ fn diverging_run_skips_updates_then_stops_with_a_usable_checkpoint() {
     let path = checkpoint::latest(&run_dir)
         .unwrap()
         .expect("checkpoint written on stop");
-    let ckpt = checkpoint::load(&path, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
+    let ckpt = checkpoint::load(&path, &ModelRegistry::builtin(), &Device::Cpu)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ckpt.manifest.state.consecutive_skips, 3);
 }
 
@@ -146,13 +149,13 @@ fn corrupted_or_truncated_checkpoint_is_detected() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0xFF;
     std::fs::write(&model, &bytes).unwrap();
-    let err = checkpoint::load(&path, &Device::Cpu)
+    let err = checkpoint::load(&path, &ModelRegistry::builtin(), &Device::Cpu)
         .err()
         .unwrap()
         .to_string();
     assert!(err.contains("checksum mismatch"), "{err}");
     std::fs::write(&model, &bytes[..100]).unwrap();
-    let err = checkpoint::load(&path, &Device::Cpu)
+    let err = checkpoint::load(&path, &ModelRegistry::builtin(), &Device::Cpu)
         .err()
         .unwrap()
         .to_string();
@@ -263,7 +266,7 @@ repeat_last = 2"#
         assert!(ledger(&ra) == ledger(&rb), "{extra}: ledger records differ");
         let cursor = |r: &std::path::Path| {
             let p = checkpoint::latest(r).unwrap().unwrap();
-            checkpoint::load(&p, &Device::Cpu)
+            checkpoint::load(&p, &ModelRegistry::builtin(), &Device::Cpu)
                 .unwrap()
                 .manifest
                 .state
@@ -320,14 +323,15 @@ fn user_policy_from_outside_the_crate_trains_through_the_cli() {
     let cfg = common::tiny_config(dir.path(), 3, "");
     let path = dir.path().join("user.toml");
     std::fs::write(&path, cfg.to_toml()).unwrap();
-    let mut policies = syllabus::sampling::Registry::builtin();
-    policies
+    let mut plugins = Plugins::builtin();
+    plugins
+        .policies
         .register(custom_policy::NAME, custom_policy::construct)
         .unwrap();
     let config = path.to_str().unwrap();
     let set = format!("sampling.policy={}", custom_policy::NAME);
     let args = ["syllabus", "train", "--config", config, "--set", &set];
-    syllabus::cli::run(&policies, args).unwrap_or_else(|e| panic!("{e:#}"));
+    syllabus::cli::run(&plugins, args).unwrap_or_else(|e| panic!("{e:#}"));
     let summary = std::fs::read_to_string(dir.path().join("run/summary.json")).unwrap();
     let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
     assert_eq!(summary["steps"], 3, "{summary}");
@@ -351,8 +355,9 @@ fn user_policy_from_outside_the_crate_trains_through_the_cli() {
 fn a_policy_returning_bad_ids_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = common::tiny_config(dir.path(), 3, "[sampling]\npolicy = \"beyond\"");
-    let mut policies = syllabus::sampling::Registry::builtin();
-    policies
+    let mut plugins = Plugins::builtin();
+    plugins
+        .policies
         .register(
             "beyond",
             |_: &toml::Table, env: &syllabus::sampling::PolicyEnv| {
@@ -361,9 +366,7 @@ fn a_policy_returning_bad_ids_is_an_error() {
         )
         .unwrap();
     let opts = TrainOptions::default();
-    let err = train_with_registry(&cfg, &opts, &policies)
-        .unwrap_err()
-        .to_string();
+    let err = train_with(&cfg, &opts, &plugins).unwrap_err().to_string();
     assert!(
         err.contains("`beyond` at step 0") && err.contains("out of range"),
         "{err}"

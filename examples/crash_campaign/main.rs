@@ -263,7 +263,8 @@ fn outcome(run: &Path) -> Outcome {
         .ok()
         .flatten()
         .expect("a checkpoint");
-    let ckpt = checkpoint::load(&ckpt, &Device::Cpu).expect("loads");
+    let models = syllabus::model::ModelRegistry::builtin();
+    let ckpt = checkpoint::load(&ckpt, &models, &Device::Cpu).expect("loads");
     let weights = ckpt
         .params
         .to_tensors()

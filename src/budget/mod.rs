@@ -75,7 +75,7 @@ pub fn reference_source(
     resume: bool,
 ) -> Result<ReferenceSource, BudgetError> {
     let b = &config.budget;
-    let model = config.gpt();
+    let model = config.arch().as_ref();
     let saved = run_dir.join(REFERENCE_FILE);
     if resume && b.measure_throughput && !saved.exists() {
         return Err(BudgetError::Reference {
@@ -86,9 +86,9 @@ pub fn reference_source(
         });
     }
     let r = if resume && saved.exists() {
-        ThroughputReference::read(&saved, &model)?
+        ThroughputReference::read(&saved, model)?
     } else if let Some(path) = &b.throughput_file {
-        ThroughputReference::read(path, &model)?
+        ThroughputReference::read(path, model)?
     } else if let Some(tps) = b.tokens_per_s {
         let t = &config.train;
         ThroughputReference::from_rate(tps, t.batch_size, t.grad_accum, config.context())

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::BudgetError;
 use crate::config::Config;
 use crate::fsutil::{from_checksummed_json, to_checksummed_json, write_atomic};
-use crate::model::GptConfig;
+use crate::model::Architecture;
 use crate::perf::{bench, BenchOptions};
 
 pub const THROUGHPUT_FORMAT: &str = "syllabus-throughput";
@@ -41,8 +41,12 @@ pub struct ThroughputReference {
     pub batch_size: usize,
     pub grad_accum: usize,
     pub context: usize,
+    /// The architecture the rate belongs to (files from before architectures were plugins:
+    /// absent, meaning gpt2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
     /// The model shape the rate belongs to (a rate only converts hours for the same model).
-    pub model: Option<GptConfig>,
+    pub model: Option<toml::Table>,
     pub warmup_steps: usize,
     pub timed_steps: usize,
     /// Step times of the measurement (absent for a rate given in the config).
@@ -74,6 +78,7 @@ impl ThroughputReference {
             batch_size,
             grad_accum,
             context,
+            arch: None,
             model: None,
             warmup_steps: 0,
             timed_steps: 0,
@@ -91,7 +96,7 @@ impl ThroughputReference {
     }
 
     /// Reads and checks a reference file; `model` is the run's shape, which must match.
-    pub fn read(path: &Path, model: &GptConfig) -> Result<Self, BudgetError> {
+    pub fn read(path: &Path, model: &dyn Architecture) -> Result<Self, BudgetError> {
         let bad = |message: String| BudgetError::Reference {
             path: path.to_path_buf(),
             message,
@@ -111,10 +116,13 @@ impl ThroughputReference {
             return Err(bad(format!("rates must be > 0 tokens/s, got {rates:?}")));
         }
         if let Some(m) = &r.model {
-            if m != model {
+            let arch = r.arch.as_deref().unwrap_or("gpt2");
+            let ours = model.resolved();
+            if arch != model.name() || *m != ours {
                 return Err(bad(format!(
-                    "measured for another model ({m:?}); this run's model is {model:?}: \
-                     measure it with `syllabus throughput --config <this config>`"
+                    "measured for another model ({arch} {m}); this run's model is {} {ours}: \
+                     measure it with `syllabus throughput --config <this config>`",
+                    model.name()
                 )));
             }
         }
@@ -164,7 +172,8 @@ pub fn measure(
         batch_size: r.batch_size,
         grad_accum: r.grad_accum,
         context: r.context,
-        model: Some(config.gpt()),
+        arch: Some(config.arch().name().to_string()),
+        model: Some(config.arch().resolved()),
         warmup_steps: warmup,
         timed_steps: timed,
         step_ms_mean: Some(r.step_ms_mean),

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::device::{select_device, use_tf32_matmuls};
 use crate::eval;
 use crate::ledger;
-use crate::sampling::Registry;
+use crate::plugins::Plugins;
 use crate::scaling::{self, Cut, Filter, FitOptions, Form, Format, Method, UnitChoice};
 use crate::train::{self, CONFIG_FILE};
 
@@ -147,8 +147,8 @@ pub(super) fn ledger_cmd(a: LedgerArgs) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn sweep_cmd(a: SweepArgs, registry: &Registry) -> Result<()> {
-    let r = crate::sweep::run_sweep_with(&a.config, registry)?;
+pub(super) fn sweep_cmd(a: SweepArgs, plugins: &Plugins) -> Result<()> {
+    let r = crate::sweep::run_sweep_with(&a.config, plugins)?;
     for (label, outcome) in &r.outcomes {
         println!("{label}: {outcome:?}");
     }
@@ -184,10 +184,11 @@ pub(super) fn fit_cmd(a: FitArgs) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn eval_cmd(a: EvalArgs) -> Result<()> {
-    let config = Config::load(
+pub(super) fn eval_cmd(a: EvalArgs, plugins: &Plugins) -> Result<()> {
+    let config = Config::load_with(
         &super::run_directory(&a.run, CONFIG_FILE)?.join(CONFIG_FILE),
         &[],
+        &plugins.models,
     )?;
     set_threads(config.run.threads)?;
     let device = select_device(&a.device)?;

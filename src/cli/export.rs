@@ -7,7 +7,8 @@ use candle_core::Device;
 use clap::Args;
 
 use crate::fsutil::{commit_rename, tmp_path};
-use crate::model::hf::export_gpt2;
+use crate::model::hf::export_hf;
+use crate::plugins::Plugins;
 use crate::train::{checkpoint, CONFIG_FILE};
 
 #[derive(Args)]
@@ -27,14 +28,20 @@ pub(super) struct ExportArgs {
     overwrite: bool,
 }
 
-pub(super) fn export(a: ExportArgs) -> Result<()> {
+pub(super) fn export(a: ExportArgs, plugins: &Plugins) -> Result<()> {
     let run = super::run_directory(&a.run, CONFIG_FILE)?;
     let path = match a.checkpoint {
         Some(p) => p,
         None => checkpoint::latest(run)?
             .ok_or_else(|| anyhow!("{}: no complete checkpoint to export", run.display()))?,
     };
-    let ckpt = checkpoint::load(&path, &Device::Cpu)?;
+    let ckpt = checkpoint::load(&path, &plugins.models, &Device::Cpu)?;
+    let Some(hf_config) = ckpt.arch.hf_config() else {
+        bail!(
+            "architecture `{}` has no Hugging Face counterpart to export to",
+            ckpt.arch.name()
+        );
+    };
     let non_empty = a.out.read_dir().is_ok_and(|mut d| d.next().is_some());
     if non_empty && !a.overwrite {
         bail!(
@@ -47,7 +54,7 @@ pub(super) fn export(a: ExportArgs) -> Result<()> {
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).with_context(|| tmp.display().to_string())?;
     }
-    export_gpt2(&ckpt.manifest.model, &ckpt.params, &tmp)?;
+    export_hf(&hf_config, &ckpt.params, &tmp)?;
     if a.out.exists() {
         std::fs::remove_dir_all(&a.out).with_context(|| a.out.display().to_string())?;
     }

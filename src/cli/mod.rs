@@ -3,12 +3,13 @@
 //! registers plugins gets every command:
 //!
 //! ```no_run
-//! use syllabus::sampling::Registry;
+//! use syllabus::plugins::Plugins;
 //!
 //! fn main() -> std::process::ExitCode {
-//!     let mut policies = Registry::builtin();
-//!     // policies.register("my-policy", my_policy::construct).expect("a new name");
-//!     syllabus::cli::main(policies)
+//!     let mut plugins = Plugins::builtin();
+//!     // plugins.policies.register("my-policy", my_policy::construct).expect("a new name");
+//!     // plugins.models.register("my-arch", my_arch::construct).expect("a new name");
+//!     syllabus::cli::main(plugins)
 //! }
 //! ```
 
@@ -23,7 +24,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use crate::sampling::Registry;
+use crate::plugins::Plugins;
 
 #[derive(Parser)]
 #[command(
@@ -70,9 +71,9 @@ enum Command {
 
 /// Runs the command named by the process's arguments with the policies of `registry`, prints
 /// an error (with its causes) on failure and returns the exit status.
-pub fn main(registry: Registry) -> ExitCode {
+pub fn main(plugins: Plugins) -> ExitCode {
     tune_allocator();
-    match run(&registry, std::env::args_os()) {
+    match run(&plugins, std::env::args_os()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", render(&err));
@@ -83,7 +84,7 @@ pub fn main(registry: Registry) -> ExitCode {
 
 /// Runs the command in `args` (the program name first, as in `std::env::args_os`). As with
 /// any clap program, `--help`, `--version` and malformed arguments print and exit the process.
-pub fn run<I, T>(registry: &Registry, args: I) -> Result<()>
+pub fn run<I, T>(plugins: &Plugins, args: I) -> Result<()>
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
@@ -91,16 +92,16 @@ where
     match Cli::parse_from(args).command {
         Command::Prepare(a) => run::prepare(a),
         Command::Verify(a) => run::verify(a),
-        Command::Train(a) => run::train_cmd(a, registry),
-        Command::Sample(a) => run::sample(a),
-        Command::Bench(a) => perf::bench_cmd(a),
-        Command::Throughput(a) => perf::throughput_cmd(a),
-        Command::Sweep(a) => analysis::sweep_cmd(a, registry),
-        Command::CheckGrads(a) => perf::check_grads_cmd(a),
+        Command::Train(a) => run::train_cmd(a, plugins),
+        Command::Sample(a) => run::sample(a, plugins),
+        Command::Bench(a) => perf::bench_cmd(a, plugins),
+        Command::Throughput(a) => perf::throughput_cmd(a, plugins),
+        Command::Sweep(a) => analysis::sweep_cmd(a, plugins),
+        Command::CheckGrads(a) => perf::check_grads_cmd(a, plugins),
         Command::Ledger(a) => analysis::ledger_cmd(a),
         Command::Fit(a) => analysis::fit_cmd(a),
-        Command::Eval(a) => analysis::eval_cmd(a),
-        Command::Export(a) => export::export(a),
+        Command::Eval(a) => analysis::eval_cmd(a, plugins),
+        Command::Export(a) => export::export(a, plugins),
     }
 }
 

@@ -8,6 +8,7 @@ use clap::Args;
 use crate::config::Config;
 use crate::logging::console::config_table;
 use crate::perf::{bench, check_grads, BenchOptions, GradCheckReport, Tolerance};
+use crate::plugins::Plugins;
 
 use super::{set_threads, ConfigArgs};
 
@@ -62,11 +63,11 @@ pub(super) struct CheckGradsArgs {
     json: bool,
 }
 
-pub(super) fn bench_cmd(a: BenchArgs) -> Result<()> {
+pub(super) fn bench_cmd(a: BenchArgs, plugins: &Plugins) -> Result<()> {
     if a.steps == 0 {
         bail!("--steps must be at least 1 (the timed steps)");
     }
-    let mut config = Config::load(&a.config.config, &a.config.set)?;
+    let mut config = Config::load_with(&a.config.config, &a.config.set, &plugins.models)?;
     set_threads(config.run.threads)?;
     match a.vocab_size {
         Some(0) => bail!("--vocab-size must be > 0"),
@@ -89,13 +90,7 @@ pub(super) fn bench_cmd(a: BenchArgs) -> Result<()> {
         ("precision", r.precision.clone()),
         ("kernels", r.kernels.clone()),
         ("threads", r.threads.to_string()),
-        (
-            "model",
-            format!(
-                "{} layers, {} heads, d {}, vocab {}",
-                r.n_layer, r.n_head, r.d_model, r.vocab_size
-            ),
-        ),
+        ("model", format!("{} {}", r.arch, inline_table(&r.shape))),
         ("parameters", r.params.to_string()),
         (
             "batch x accum x context",
@@ -125,11 +120,11 @@ pub(super) fn bench_cmd(a: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn throughput_cmd(a: ThroughputArgs) -> Result<()> {
+pub(super) fn throughput_cmd(a: ThroughputArgs, plugins: &Plugins) -> Result<()> {
     if a.steps == 0 {
         bail!("--steps must be at least 1 (the timed steps)");
     }
-    let base = Config::load(&a.config.config, &a.config.set)?;
+    let base = Config::load_with(&a.config.config, &a.config.set, &plugins.models)?;
     set_threads(base.run.threads)?;
     let sizes = match a.batch_sizes.is_empty() {
         true => vec![base.train.batch_size],
@@ -139,7 +134,7 @@ pub(super) fn throughput_cmd(a: ThroughputArgs) -> Result<()> {
     for b in sizes {
         let mut set = a.config.set.clone();
         set.push(format!("train.batch_size={b}"));
-        let config = Config::load(&a.config.config, &set)?;
+        let config = Config::load_with(&a.config.config, &set, &plugins.models)?;
         let r = crate::budget::measure(&config, a.warmup, a.steps)
             .with_context(|| format!("measuring batch size {b}"))?;
         eprintln!(
@@ -174,8 +169,8 @@ pub(super) fn throughput_cmd(a: ThroughputArgs) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn check_grads_cmd(a: CheckGradsArgs) -> Result<()> {
-    let config = Config::load(&a.config.config, &a.config.set)?;
+pub(super) fn check_grads_cmd(a: CheckGradsArgs, plugins: &Plugins) -> Result<()> {
+    let config = Config::load_with(&a.config.config, &a.config.set, &plugins.models)?;
     set_threads(config.run.threads)?;
     let tolerance =
         Tolerance::default_for(config.train.precision).overridden(a.grad_tol, a.loss_tol);
@@ -226,4 +221,10 @@ fn print_grad_check(r: &GradCheckReport) {
         ));
     }
     println!("{}", config_table(&rows));
+}
+
+/// `k = v, ...` of a shape table, in key order.
+fn inline_table(t: &toml::Table) -> String {
+    let fields: Vec<String> = t.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+    fields.join(", ")
 }

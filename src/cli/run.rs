@@ -9,10 +9,10 @@ use crate::config::Config;
 use crate::data::{self, FileStatus, Gpt2Tokenizer, PrepareOptions};
 use crate::device::{select_device, use_tf32_matmuls};
 use crate::generate::{generate, SampleOptions};
-use crate::model::Gpt;
+use crate::model::BuildOptions;
+use crate::plugins::Plugins;
 use crate::rng::Rng;
-use crate::sampling::Registry;
-use crate::train::{checkpoint, train_with_registry, TrainError, TrainOptions, CONFIG_FILE};
+use crate::train::{checkpoint, train_with, TrainError, TrainOptions, CONFIG_FILE};
 
 use super::{set_threads, ConfigArgs};
 
@@ -138,8 +138,8 @@ pub(super) fn verify(a: VerifyArgs) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn train_cmd(a: TrainArgs, registry: &Registry) -> Result<()> {
-    let config = Config::load(&a.config.config, &a.config.set)?;
+pub(super) fn train_cmd(a: TrainArgs, plugins: &Plugins) -> Result<()> {
+    let config = Config::load_with(&a.config.config, &a.config.set, &plugins.models)?;
     set_threads(config.run.threads)?;
     let opts = TrainOptions {
         resume: a.resume || a.resume_from.is_some(),
@@ -147,7 +147,7 @@ pub(super) fn train_cmd(a: TrainArgs, registry: &Registry) -> Result<()> {
         overwrite: a.overwrite,
         stop_after: a.stop_after,
     };
-    let summary = match train_with_registry(&config, &opts, registry) {
+    let summary = match train_with(&config, &opts, plugins) {
         Err(e @ TrainError::AlreadyFinished { .. }) => {
             println!("{e}");
             return Ok(());
@@ -164,7 +164,7 @@ pub(super) fn train_cmd(a: TrainArgs, registry: &Registry) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn sample(a: SampleArgs) -> Result<()> {
+pub(super) fn sample(a: SampleArgs, plugins: &Plugins) -> Result<()> {
     if !(a.temperature > 0.0 && a.temperature.is_finite()) {
         bail!(
             "--temperature must be a finite number > 0, got {}",
@@ -176,9 +176,8 @@ pub(super) fn sample(a: SampleArgs) -> Result<()> {
     let Some(path) = checkpoint::latest(super::run_directory(&a.run, CONFIG_FILE)?)? else {
         bail!("{}: no complete checkpoint to sample from", a.run.display());
     };
-    let ckpt = checkpoint::load(&path, &device)?;
-    let cfg = &ckpt.manifest.model;
-    let gpt = Gpt::new_inference(cfg, &ckpt.params)?;
+    let ckpt = checkpoint::load(&path, &plugins.models, &device)?;
+    let model = ckpt.arch.build(&ckpt.params, BuildOptions::inference())?;
     let tokenizer = Gpt2Tokenizer::new()?;
     let mut prompt = tokenizer.encode(&a.prompt);
     if prompt.is_empty() {
@@ -188,9 +187,15 @@ pub(super) fn sample(a: SampleArgs) -> Result<()> {
         max_new_tokens: a.tokens,
         temperature: a.temperature,
         top_k: a.top_k,
-        context: cfg.n_positions,
+        context: ckpt.arch.max_context().unwrap_or(usize::MAX),
     };
-    let new = generate(&gpt, &prompt, &opts, &mut Rng::new(a.seed), &device)?;
+    let new = generate(
+        model.as_ref(),
+        &prompt,
+        &opts,
+        &mut Rng::new(a.seed),
+        &device,
+    )?;
     let text = format!("{}{}", a.prompt, tokenizer.decode(&new));
     match a.json {
         true => println!(

@@ -5,6 +5,7 @@
 //! reporting every problem together with its field path.
 
 mod budget;
+mod model;
 mod overrides;
 mod resources;
 mod sampling;
@@ -12,11 +13,13 @@ mod schema;
 mod validate;
 
 pub use budget::{class_hours, BudgetAmount, BudgetConfig, StepRounding, COMPUTE_CLASSES};
+pub use model::ModelConfig;
 pub use schema::*;
 
 use std::path::Path;
+use std::sync::Arc;
 
-use crate::model::GptConfig;
+use crate::model::{Architecture, ModelRegistry};
 
 /// Config errors. `Invalid` lists every problem found, one per line.
 #[derive(Debug, thiserror::Error)]
@@ -35,20 +38,41 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads `path`, applies `overrides` (`key.path=value`), and validates.
+    /// Reads `path`, applies `overrides` (`key.path=value`), and validates, with the built-in
+    /// architectures.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Config, ConfigError> {
+        Self::load_with(path, overrides, &ModelRegistry::builtin())
+    }
+
+    /// [`Config::load`] with the architectures of `models` (plugins included).
+    pub fn load_with(
+        path: &Path,
+        overrides: &[String],
+        models: &ModelRegistry,
+    ) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_toml_str(&text, &path.display().to_string(), overrides)
+        Self::from_toml_str_with(&text, &path.display().to_string(), overrides, models)
     }
 
-    /// Parses TOML text (named `origin` in messages), applies overrides, validates.
+    /// Parses TOML text (named `origin` in messages), applies overrides, validates, with the
+    /// built-in architectures.
     pub fn from_toml_str(
         text: &str,
         origin: &str,
         overrides: &[String],
+    ) -> Result<Config, ConfigError> {
+        Self::from_toml_str_with(text, origin, overrides, &ModelRegistry::builtin())
+    }
+
+    /// [`Config::from_toml_str`] with the architectures of `models`.
+    pub fn from_toml_str_with(
+        text: &str,
+        origin: &str,
+        overrides: &[String],
+        models: &ModelRegistry,
     ) -> Result<Config, ConfigError> {
         let parse_err = |message: String| ConfigError::Parse {
             path: origin.to_string(),
@@ -69,9 +93,20 @@ impl Config {
             )));
         }
         let mut config = deserialize(text, &table, overrides).map_err(parse_err)?;
-        let problems = config.problems();
-        if problems.is_empty() {
-            config.expand_model_preset();
+        let (arch, problems) = match config.model.resolve(models) {
+            Ok(arch) => {
+                let arch: Arc<dyn Architecture> = arch.into();
+                let problems = config.problems(arch.as_ref());
+                (Some(arch), problems)
+            }
+            Err(mut problems) => {
+                problems.extend(config.problems_without_model());
+                (None, problems)
+            }
+        };
+        if let (Some(arch), true) = (arch, problems.is_empty()) {
+            config.model.expand(arch.as_ref());
+            config.resolved = model::ResolvedArch::new(arch);
             Ok(config)
         } else {
             Err(ConfigError::Invalid {
@@ -81,29 +116,18 @@ impl Config {
         }
     }
 
-    /// Writes the preset's shape into the explicit fields, so the saved config is complete
-    /// and a later change of a preset's definition cannot change a resumed run.
-    fn expand_model_preset(&mut self) {
-        if let Ok(gpt) = self.model.resolve() {
-            let ctx = self.model.context(&gpt);
-            let m = &mut self.model;
-            m.vocab_size = Some(gpt.vocab_size);
-            m.n_positions = Some(gpt.n_positions);
-            m.n_layer = Some(gpt.n_layer);
-            m.n_head = Some(gpt.n_head);
-            m.d_model = Some(gpt.d_model);
-            m.context_length = Some(ctx);
-        }
+    /// The architecture. Invariant: a loaded config resolved it.
+    pub fn arch(&self) -> &Arc<dyn Architecture> {
+        self.resolved
+            .get()
+            .expect("a loaded config has resolved its architecture")
     }
 
-    /// The model shape. Invariant: a loaded config validated, so it resolves.
-    pub fn gpt(&self) -> GptConfig {
-        self.model.resolve().expect("validated config resolves")
-    }
-
-    /// Training context length in tokens.
+    /// Training context length in tokens. Invariant: validated when the config loaded.
     pub fn context(&self) -> usize {
-        self.model.context(&self.gpt())
+        self.model
+            .context(self.arch().as_ref())
+            .expect("validated context length")
     }
 
     /// The resolved config as TOML (model preset expanded): saved in the run directory.

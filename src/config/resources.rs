@@ -4,13 +4,13 @@
 //! load time instead of hanging or swapping the machine.
 
 use super::Config;
-use crate::model::GptConfig;
+use crate::model::Architecture;
 
 /// More threads than this many per core only add contention.
 const THREADS_PER_CORE: usize = 4;
 
 impl Config {
-    pub(super) fn check_resources(&self, gpt: &GptConfig, p: &mut Vec<String>) {
+    pub(super) fn check_resources(&self, arch: &dyn Architecture, ctx: usize, p: &mut Vec<String>) {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         if self.run.threads > THREADS_PER_CORE * cores {
             p.push(format!(
@@ -24,18 +24,17 @@ impl Config {
         if !self.run.device.starts_with("cpu") {
             return; // device memory is the GPU's, known only once it is opened
         }
-        let ctx = self.model.context(gpt);
         let t = &self.train;
         let steps = [
             (
                 "train.batch_size",
                 t.batch_size,
-                step_bytes(gpt, t.batch_size, ctx, true),
+                arch.step_bytes(t.batch_size, ctx, true),
             ),
             (
                 "eval.batch_size",
                 self.eval.batch_size,
-                step_bytes(gpt, self.eval.batch_size, ctx, false),
+                arch.step_bytes(self.eval.batch_size, ctx, false),
             ),
         ];
         for (field, batch, need) in steps {
@@ -61,22 +60,6 @@ impl Config {
     }
 }
 
-/// A lower bound on the bytes of one step of the CPU passes with `batch` sequences of `ctx`
-/// tokens: f32 weights (+ gradients and two AdamW moments when `training`) and the per-token
-/// buffers (`model/cpu/workspace.rs`: 16 D per layer kept for the backward, ~9 D of backward
-/// scratch, the vocabulary's logits when training).
-fn step_bytes(gpt: &GptConfig, batch: usize, ctx: usize, training: bool) -> f64 {
-    let (d, layers) = (gpt.d_model as f64, gpt.n_layer as f64);
-    let params = gpt.num_params() as f64;
-    let tokens = batch as f64 * ctx as f64;
-    let per_token = match training {
-        true => layers * 16.0 * d + 9.0 * d + gpt.vocab_size as f64,
-        false => 2.0 * 16.0 * d,
-    };
-    let state = if training { 4.0 * params } else { params };
-    4.0 * (state + tokens * per_token)
-}
-
 /// This machine's RAM from `/proc/meminfo` (Linux); `None` where unknown.
 fn memory_bytes() -> Option<f64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
@@ -87,15 +70,15 @@ fn memory_bytes() -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::model::{Architecture, GptConfig};
 
     #[test]
     fn step_memory_grows_with_the_batch_and_holds_the_tiny_preset() {
         let tiny = GptConfig::preset("tiny").expect("preset");
-        let small = step_bytes(&tiny, 16, 128, true);
+        let small = tiny.step_bytes(16, 128, true);
         // tiny at B 16: ~0.5 GB of logits and activations plus 7.2M parameters x 4 copies.
         assert!((0.4e9..1.0e9).contains(&small), "{small}");
-        assert!(step_bytes(&tiny, 1 << 20, 128, true) > 1e13);
-        assert!(step_bytes(&tiny, 16, 128, false) < small);
+        assert!(tiny.step_bytes(1 << 20, 128, true) > 1e13);
+        assert!(tiny.step_bytes(16, 128, false) < small);
     }
 }

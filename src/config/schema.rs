@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub use super::sampling::SamplingConfig;
 use crate::ledger::UpdateRule;
-use crate::model::{GptConfig, Precision};
+use crate::model::Precision;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -15,7 +15,7 @@ pub struct Config {
     #[serde(default)]
     pub run: RunConfig,
     pub data: DataConfig,
-    pub model: ModelConfig,
+    pub model: super::ModelConfig,
     #[serde(default)]
     pub optim: OptimConfig,
     #[serde(default)]
@@ -38,6 +38,9 @@ pub struct Config {
     /// `[perf]`: the peak FLOP/s MFU is reported against.
     #[serde(default)]
     pub perf: crate::device::PerfConfig,
+    /// The architecture `model` resolves to, set when the config is loaded.
+    #[serde(skip)]
+    pub(super) resolved: super::model::ResolvedArch,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -96,85 +99,6 @@ pub struct DataConfig {
 
 fn default_val_fraction() -> f64 {
     0.05
-}
-
-/// Model shape: a preset name, optionally with individual fields overridden.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelConfig {
-    /// One of `tiny`, `gpt2-124m`, `gpt2-350m`, `gpt2-774m`, `gpt2-1.5b`. Without a preset,
-    /// all of the shape fields below are required.
-    pub preset: Option<String>,
-    /// Vocabulary size (>= 50257 for the GPT-2 BPE).
-    pub vocab_size: Option<usize>,
-    /// Maximum context (learned position table rows).
-    pub n_positions: Option<usize>,
-    /// Transformer blocks.
-    pub n_layer: Option<usize>,
-    /// Attention heads per block (must divide `d_model`).
-    pub n_head: Option<usize>,
-    /// Residual stream width.
-    pub d_model: Option<usize>,
-    /// Training context length in tokens (<= n_positions). Default: n_positions.
-    pub context_length: Option<usize>,
-    /// A Hugging Face GPT-2 directory (`config.json`, `model.safetensors`; a `transformers`
-    /// `save_pretrained` output or a published GPT-2) to start from instead of the seeded
-    /// init: continued pretraining. Its shape must be the one set above (e.g. `preset =
-    /// "gpt2-124m"` for `gpt2`). Default: none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init_from: Option<PathBuf>,
-}
-
-impl ModelConfig {
-    /// The preset with the explicit fields applied, or the list of missing fields.
-    pub fn resolve(&self) -> Result<GptConfig, Vec<String>> {
-        let base = match &self.preset {
-            Some(name) => match GptConfig::preset(name) {
-                Some(cfg) => Some(cfg),
-                None => {
-                    return Err(vec![format!(
-                        "model.preset: unknown preset `{name}` (known: {})",
-                        GptConfig::PRESETS.join(", ")
-                    )])
-                }
-            },
-            None => None,
-        };
-        let mut missing = Vec::new();
-        let mut pick = |field: &str, explicit: Option<usize>, preset: Option<usize>| {
-            explicit.or(preset).unwrap_or_else(|| {
-                missing.push(format!(
-                    "model.{field} is required when model.preset is not set"
-                ));
-                0
-            })
-        };
-        let cfg = GptConfig {
-            vocab_size: pick(
-                "vocab_size",
-                self.vocab_size,
-                base.as_ref().map(|b| b.vocab_size),
-            ),
-            n_positions: pick(
-                "n_positions",
-                self.n_positions,
-                base.as_ref().map(|b| b.n_positions),
-            ),
-            n_layer: pick("n_layer", self.n_layer, base.as_ref().map(|b| b.n_layer)),
-            n_head: pick("n_head", self.n_head, base.as_ref().map(|b| b.n_head)),
-            d_model: pick("d_model", self.d_model, base.as_ref().map(|b| b.d_model)),
-        };
-        if missing.is_empty() {
-            Ok(cfg)
-        } else {
-            Err(missing)
-        }
-    }
-
-    /// Training context length: `context_length`, else the model's `n_positions`.
-    pub fn context(&self, gpt: &GptConfig) -> usize {
-        self.context_length.unwrap_or(gpt.n_positions)
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -2,23 +2,29 @@
 //! the user fixes them all in one go.
 
 use super::{Config, ScheduleKind};
-use crate::model::GptConfig;
+use crate::model::Architecture;
 
 /// Smallest vocabulary that can hold every GPT-2 BPE id (50256 = `<|endoftext|>`).
 const MIN_VOCAB: usize = 50257;
 
 impl Config {
-    pub(super) fn problems(&self) -> Vec<String> {
+    /// Every problem of a config whose architecture resolved to `arch`.
+    pub(super) fn problems(&self, arch: &dyn Architecture) -> Vec<String> {
+        let mut p = Vec::new();
+        self.check_model(arch, &mut p);
+        if let Some(ctx) = self.model.context(arch) {
+            self.check_resources(arch, ctx, &mut p);
+            self.check_eval_stride(ctx, &mut p);
+        }
+        p.extend(self.problems_without_model());
+        p
+    }
+
+    /// The problems found without the architecture (reported with the model's own).
+    pub(super) fn problems_without_model(&self) -> Vec<String> {
         let mut p = Vec::new();
         self.check_run(&mut p);
         self.check_data(&mut p);
-        match self.model.resolve() {
-            Ok(gpt) => {
-                self.check_model(&gpt, &mut p);
-                self.check_resources(&gpt, &mut p);
-            }
-            Err(missing) => p.extend(missing),
-        }
         self.check_optim(&mut p);
         self.check_train(&mut p);
         for name in self.sampling.params.keys() {
@@ -41,10 +47,14 @@ impl Config {
         if let Err(err) = crate::eval::TaskSelection::parse(&e.tasks) {
             p.push(format!("eval.tasks: {err}"));
         }
-        let ctx = self.model.resolve().map(|g| self.model.context(&g)).ok();
-        match (e.stride, ctx) {
-            (Some(0), _) => p.push("eval.stride must be > 0".into()),
-            (Some(s), Some(ctx)) if s > ctx => p.push(format!(
+        if e.stride == Some(0) {
+            p.push("eval.stride must be > 0".into());
+        }
+    }
+
+    fn check_eval_stride(&self, ctx: usize, p: &mut Vec<String>) {
+        match self.eval.stride {
+            Some(s) if s > ctx => p.push(format!(
                 "eval.stride ({s}) is longer than the context length ({ctx})"
             )),
             _ => {}
@@ -88,8 +98,14 @@ impl Config {
         }
     }
 
-    fn check_model(&self, gpt: &GptConfig, p: &mut Vec<String>) {
+    fn check_model(&self, arch: &dyn Architecture, p: &mut Vec<String>) {
         if let Some(dir) = &self.model.init_from {
+            if arch.name() != "gpt2" {
+                p.push(format!(
+                    "model.init_from loads Hugging Face GPT-2 weights; model.arch = {:?}",
+                    arch.name()
+                ));
+            }
             for file in [crate::model::hf::HF_CONFIG, crate::model::hf::HF_WEIGHTS] {
                 if !dir.join(file).is_file() {
                     p.push(format!(
@@ -100,38 +116,23 @@ impl Config {
                 }
             }
         }
-        let zero = [
-            ("vocab_size", gpt.vocab_size),
-            ("n_positions", gpt.n_positions),
-            ("n_layer", gpt.n_layer),
-            ("n_head", gpt.n_head),
-            ("d_model", gpt.d_model),
-        ];
-        for (field, v) in zero {
-            if v == 0 {
-                p.push(format!("model.{field} must be > 0"));
-            }
-        }
-        if gpt.n_head > 0 && gpt.d_model % gpt.n_head != 0 {
+        if arch.vocab_size() < MIN_VOCAB {
             p.push(format!(
-                "model.n_head must divide model.d_model ({} % {} != 0)",
-                gpt.d_model, gpt.n_head
+                "the model's vocab_size ({}) is smaller than the GPT-2 tokenizer's vocabulary \
+                 ({MIN_VOCAB})",
+                arch.vocab_size()
             ));
         }
-        if gpt.vocab_size < MIN_VOCAB {
-            p.push(format!(
-                "model.vocab_size ({}) is smaller than the GPT-2 tokenizer's vocabulary ({MIN_VOCAB})",
-                gpt.vocab_size
-            ));
-        }
-        let ctx = self.model.context(gpt);
-        if ctx == 0 {
-            p.push("model.context_length must be > 0".into());
-        } else if ctx > gpt.n_positions {
-            p.push(format!(
-                "model.context_length ({ctx}) is longer than the model's n_positions ({})",
-                gpt.n_positions
-            ));
+        match (self.model.context(arch), arch.max_context()) {
+            (None, _) => p.push(format!(
+                "model.context_length is required for arch = {:?} (it has no maximum context)",
+                arch.name()
+            )),
+            (Some(0), _) => p.push("model.context_length must be > 0".into()),
+            (Some(ctx), Some(max)) if ctx > max => p.push(format!(
+                "model.context_length ({ctx}) is longer than the model's maximum context ({max})"
+            )),
+            _ => {}
         }
     }
 

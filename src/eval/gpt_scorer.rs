@@ -1,8 +1,8 @@
-//! [`Scorer`] for the GPT-2 model: one forward per batch.
+//! [`Scorer`] for any [`LanguageModel`]: one forward per batch.
 //!
-//! Batches are right-padded. GPT-2 attention is causal, so a real position never attends to the
-//! padding after it: the causal mask is the padding mask, and a padded row's scores equal the
-//! unpadded ones (checked in `tests/eval_gpt.rs`). Only the continuation positions go through the
+//! Batches are right-padded. Every model here is causal (attention under a causal mask, or a
+//! recurrence that only runs forward), so a real position never sees the padding after it and a
+//! padded row's scores equal the unpadded ones (checked in `tests/eval_gpt.rs`). Only the continuation positions go through the
 //! lm_head: at V = 50257 it is ~90% of the tiny model's forward FLOPs, and a sliding window or an
 //! answer choice scores a handful of positions out of the whole window.
 
@@ -11,26 +11,27 @@ use candle_core::{Device, Tensor, D};
 use super::scorer::{Request, Score, Scorer};
 use super::EvalError;
 use crate::model::loss::token_nll;
-use crate::model::Gpt;
+use crate::model::LanguageModel;
 
 /// Padding id. Any id works (no scored position attends to it); 0 is in every vocabulary.
 const PAD: u32 = 0;
 
 pub struct GptScorer<'a> {
-    gpt: &'a Gpt,
+    gpt: &'a dyn LanguageModel,
     device: Device,
     context: usize,
 }
 
 impl<'a> GptScorer<'a> {
-    /// Scores with `gpt` (build it with `Gpt::new_inference`) using at most `context` input
-    /// positions: the training context length, since positions past it were never trained.
-    pub fn new(gpt: &'a Gpt, context: usize, device: &Device) -> Result<Self, EvalError> {
-        let n_positions = gpt.config().n_positions;
-        if context == 0 || context > n_positions {
-            return Err(EvalError::Invalid(format!(
-                "eval context must be in 1..={n_positions} (the model's n_positions), got {context}"
-            )));
+    /// Scores with `gpt` (an inference model) using at most `context` input positions: the
+    /// training context length, since positions past it were never trained.
+    pub fn new(
+        gpt: &'a dyn LanguageModel,
+        context: usize,
+        device: &Device,
+    ) -> Result<Self, EvalError> {
+        if context == 0 {
+            return Err(EvalError::Invalid("eval context must be >= 1".into()));
         }
         Ok(GptScorer {
             gpt,

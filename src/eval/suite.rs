@@ -15,7 +15,7 @@ use super::perplexity::{evaluate_stream, PerplexityReport};
 use super::scorer::Scorer;
 use super::{datasets, EvalError};
 use crate::data::{Gpt2Tokenizer, TokenStore};
-use crate::model::Gpt;
+use crate::model::LanguageModel;
 
 /// The tasks of the suite, in the order they run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -231,7 +231,7 @@ pub struct SuiteReport {
 
 /// Runs the suite on `gpt` (built with `Gpt::new_inference`).
 pub fn run_suite(
-    gpt: &Gpt,
+    gpt: &dyn LanguageModel,
     tok: &Gpt2Tokenizer,
     opts: &SuiteOptions,
     device: &Device,

@@ -7,6 +7,7 @@ use super::ModelError;
 /// GPT-2 hyper-parameters. Field names follow Hugging Face's `GPT2Config` where they overlap
 /// (`vocab_size`, `n_positions`, `n_layer`, `n_head`); `d_model` is HF's `n_embd`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GptConfig {
     pub vocab_size: usize,
     /// Maximum context length (rows of the position embedding).

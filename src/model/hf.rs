@@ -13,6 +13,7 @@ use candle_core::{DType, Device, Tensor};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde_json::json;
 
+use super::params::gpt2_specs;
 use super::{GptConfig, ModelError, Params, LN_EPS};
 
 pub const HF_CONFIG: &str = "config.json";
@@ -46,8 +47,14 @@ pub fn hf_config(cfg: &GptConfig) -> serde_json::Value {
     })
 }
 
-/// Writes `params` as a Hugging Face GPT-2 directory into `dir` (created if needed).
-pub fn export_gpt2(cfg: &GptConfig, params: &Params, dir: &Path) -> Result<(), ModelError> {
+/// Writes `params` as a Hugging Face directory into `dir` (created if needed): `config`
+/// (an architecture's [`hf_config`](super::Architecture::hf_config)), the generation config
+/// with its begin/end token ids, and every parameter under its own name.
+pub fn export_hf(
+    config: &serde_json::Value,
+    params: &Params,
+    dir: &Path,
+) -> Result<(), ModelError> {
     let io = |e: std::io::Error| ModelError::Io(format!("{}: {e}", dir.display()));
     std::fs::create_dir_all(dir).map_err(io)?;
     let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = params
@@ -73,9 +80,12 @@ pub fn export_gpt2(cfg: &GptConfig, params: &Params, dir: &Path) -> Result<(), M
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     safetensors::serialize_to_file(views, Some(metadata), &dir.join(HF_WEIGHTS))
         .map_err(safetensors_error)?;
-    let generation = json!({"bos_token_id": EOT, "eos_token_id": EOT});
+    let generation = json!({
+        "bos_token_id": config["bos_token_id"],
+        "eos_token_id": config["eos_token_id"],
+    });
     for (name, value) in [
-        (HF_CONFIG, hf_config(cfg)),
+        (HF_CONFIG, config.clone()),
         (HF_GENERATION_CONFIG, generation),
     ] {
         let text =
@@ -120,7 +130,7 @@ pub fn load_gpt2(cfg: &GptConfig, dir: &Path, device: &Device) -> Result<Params,
             )));
         }
     }
-    Params::from_tensors(cfg, tensors, device)
+    Params::from_tensors(&gpt2_specs(cfg), tensors, device)
 }
 
 /// Our name for a key of a GPT-2 safetensors file; `None` for buffers that are not parameters.

@@ -18,26 +18,33 @@
 //! - [`precision`]: f32 or bf16 matmuls (mixed precision with f32 master weights).
 //! - [`hf`]: Hugging Face `GPT2LMHeadModel` directories, written and read.
 
+pub mod arch;
 pub mod attention;
 pub mod attention_packed;
 pub mod config;
 pub mod cpu;
 pub mod gpt;
+mod gpt_plugin;
 pub mod hf;
 pub mod layer_norm;
 pub mod linear;
+
 pub mod lm_head;
 pub mod loss;
 pub mod params;
 pub mod precision;
+
+pub mod registry;
 pub mod step;
 pub mod tensors;
 
+pub use arch::{Architecture, BuildOptions, Decoder, Init, LanguageModel, ParamSpec};
 pub use config::GptConfig;
 pub use gpt::Gpt;
 pub use layer_norm::LN_EPS;
 pub use params::Params;
 pub use precision::Precision;
+pub use registry::{ArchSpec, ModelRegistry};
 pub use step::{LossAndGrads, Timing};
 
 /// Everything that can go wrong in the model layer.

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 
+use super::arch::LanguageModel;
 use super::cpu::TokenBatch;
 use super::gpt::ids;
 use super::{Gpt, ModelError};
@@ -40,7 +41,11 @@ impl Gpt {
         }
         match self.uses_cpu_passes() {
             true => self.cpu_loss_and_grads(micro_batches),
-            false => self.graph_loss_and_grads(micro_batches, timing),
+            false => {
+                let named = LanguageModel::trainable(self);
+                let per_seq = |x: &Tensor, y: &Tensor| self.per_sequence_loss(x, y);
+                graph_loss_and_grads(&per_seq, &named, micro_batches, timing)
+            }
         }
     }
 
@@ -92,51 +97,54 @@ impl Gpt {
             backward_ms: step.backward_ms,
         })
     }
+}
 
-    fn graph_loss_and_grads(
-        &self,
-        micro_batches: &[(Tensor, Tensor)],
-        timing: Timing,
-    ) -> Result<LossAndGrads, ModelError> {
-        let named = self.named_tensors();
-        let mut acc: BTreeMap<String, Tensor> = BTreeMap::new();
-        let mut losses = Vec::with_capacity(micro_batches.len());
-        let (mut forward_ms, mut backward_ms) = (0.0, 0.0);
-        let accum = micro_batches.len() as f64;
-        for (x, y) in micro_batches {
-            let t0 = Instant::now();
-            let per_seq = self.per_sequence_loss(x, y)?; // [B]
-                                                         // Mean over the whole step: each micro-batch contributes 1/accum of its mean.
-            let loss = (per_seq.mean_all()? / accum)?;
-            let t1 = timing.now(x.device())?;
-            let grads = loss.backward()?;
-            for (name, t) in &named {
-                // Detached: candle's gradients keep their backprop op, i.e. a reference to
-                // this step's whole forward graph. Anything derived from them (the AdamW
-                // moments) would chain every step's graph to the next and never free it.
-                let g = grads
-                    .get(t)
-                    .ok_or_else(|| ModelError::NoGradient(name.clone()))?
-                    .detach();
-                let sum = match acc.remove(name) {
-                    Some(prev) => (prev + g)?,
-                    None => g,
-                };
-                acc.insert(name.clone(), sum);
-            }
-            losses.push(per_seq.detach());
-            forward_ms += (t1 - t0).as_secs_f64() * 1e3;
-            backward_ms += (timing.now(x.device())? - t1).as_secs_f64() * 1e3;
+/// Candle's autograd over `per_seq` (inputs, targets) -> [B] losses: forward and backward per
+/// micro-batch, gradients of `named` tensors summed over the step. The loss is the mean over
+/// every token of the step, each micro-batch contributing 1/accum of its mean. On a GPU the
+/// device is read back once, for the per-sequence losses.
+pub fn graph_loss_and_grads(
+    per_seq: &dyn Fn(&Tensor, &Tensor) -> Result<Tensor, ModelError>,
+    named: &[(String, Tensor)],
+    micro_batches: &[(Tensor, Tensor)],
+    timing: Timing,
+) -> Result<LossAndGrads, ModelError> {
+    let mut acc: BTreeMap<String, Tensor> = BTreeMap::new();
+    let mut losses = Vec::with_capacity(micro_batches.len());
+    let (mut forward_ms, mut backward_ms) = (0.0, 0.0);
+    let accum = micro_batches.len() as f64;
+    for (x, y) in micro_batches {
+        let t0 = Instant::now();
+        let losses_b = per_seq(x, y)?; // [B]
+        let loss = (losses_b.mean_all()? / accum)?;
+        let t1 = timing.now(x.device())?;
+        let grads = loss.backward()?;
+        for (name, t) in named {
+            // Detached: candle's gradients keep their backprop op, i.e. a reference to this
+            // step's whole forward graph. Anything derived from them (the AdamW moments) would
+            // chain every step's graph to the next and never free it.
+            let g = grads
+                .get(t)
+                .ok_or_else(|| ModelError::NoGradient(name.clone()))?
+                .detach();
+            let sum = match acc.remove(name) {
+                Some(prev) => (prev + g)?,
+                None => g,
+            };
+            acc.insert(name.clone(), sum);
         }
-        // The step's one read back of the device (the ledger needs every sequence's loss).
-        let per_sequence = Tensor::cat(&losses, 0)?.to_vec1::<f32>()?;
-        Ok(LossAndGrads {
-            per_sequence,
-            grads: acc,
-            forward_ms,
-            backward_ms,
-        })
+        losses.push(losses_b.detach());
+        forward_ms += (t1 - t0).as_secs_f64() * 1e3;
+        backward_ms += (timing.now(x.device())? - t1).as_secs_f64() * 1e3;
     }
+    // The step's one read back of the device (the ledger needs every sequence's loss).
+    let per_sequence = Tensor::cat(&losses, 0)?.to_vec1::<f32>()?;
+    Ok(LossAndGrads {
+        per_sequence,
+        grads: acc,
+        forward_ms,
+        backward_ms,
+    })
 }
 
 /// How the phase times of a step are taken on a device that runs asynchronously (CUDA).

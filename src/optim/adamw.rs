@@ -113,7 +113,7 @@ impl AdamW {
                 .state
                 .get_mut(name)
                 .ok_or_else(|| OptimError::State(format!("no moments for parameter {name}")))?;
-            let decay = if Params::decays(name) {
+            let decay = if params.decays(name) {
                 1.0 - lr * weight_decay
             } else {
                 1.0

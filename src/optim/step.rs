@@ -6,7 +6,7 @@ use std::time::Instant;
 use candle_core::Tensor;
 
 use super::{clip_scale, global_grad_norm, AdamW, OptimError};
-use crate::model::{Gpt, Params, Timing};
+use crate::model::{LanguageModel, Params, Timing};
 
 /// Wall time of the three phases of a step, in milliseconds.
 #[derive(Clone, Copy, Debug, Default)]
@@ -52,7 +52,7 @@ impl StepOutput {
 /// Runs one step over `micro_batches` (inputs, targets), each `[B, T]`, timing its phases
 /// as `timing` says.
 pub fn train_step(
-    gpt: &Gpt,
+    gpt: &dyn LanguageModel,
     params: &Params,
     optimizer: &mut AdamW,
     micro_batches: &[(Tensor, Tensor)],

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::PerfError;
 use crate::config::Config;
 use crate::device::{device_name, matmul_peak_flops_for, select_device, use_tf32_matmuls};
-use crate::model::{Gpt, Params, Timing};
+use crate::model::{BuildOptions, LanguageModel, Params, Timing};
 use crate::optim::{train_step, AdamW, AdamWParams};
 use crate::rng::Rng;
 
@@ -25,9 +25,9 @@ pub struct BenchReport {
     /// `perf.kernels`: "fused" or "composed".
     pub kernels: String,
     pub threads: usize,
-    pub n_layer: usize,
-    pub n_head: usize,
-    pub d_model: usize,
+    /// The architecture and its resolved shape.
+    pub arch: String,
+    pub shape: toml::Table,
     pub vocab_size: usize,
     pub params: usize,
     pub batch_size: usize,
@@ -54,19 +54,17 @@ pub struct BenchReport {
 pub fn bench(config: &Config, opts: BenchOptions) -> Result<BenchReport, PerfError> {
     let device = select_device(&config.run.device)?;
     use_tf32_matmuls(&device); // as training does
-    let gpt_cfg = config.gpt();
+    let arch = config.arch();
     let ctx = config.context();
     let (micro, accum) = (config.train.batch_size, config.train.grad_accum);
     let mut rng = Rng::new(config.run.seed);
-    let params = Params::init_gpt2(&gpt_cfg, &mut rng, &device)?;
+    let params = Params::init(&arch.param_specs(), &mut rng, &device)?;
     let precision = config.train.precision;
     let kernels = config.perf.kernels;
-    let gpt = Gpt::new(&gpt_cfg, &params)?
-        .with_precision(precision)
-        .with_kernels(kernels);
+    let gpt = arch.build(&params, BuildOptions::training().with(precision, kernels))?;
     let adamw = AdamWParams::from_config(&config.optim);
     let mut opt = AdamW::new(&params, adamw, kernels)?;
-    let vocab = gpt_cfg.vocab_size as u64;
+    let vocab = arch.vocab_size() as u64;
     let mut random_batch = || -> candle_core::Result<(Tensor, Tensor)> {
         let ids: Vec<u32> = (0..micro * (ctx + 1))
             .map(|_| rng.below(vocab) as u32)
@@ -90,7 +88,14 @@ pub fn bench(config: &Config, opts: BenchOptions) -> Result<BenchReport, PerfErr
         let hp = (config.optim.lr, config.optim.grad_clip);
         // Phase times wait for the device: on CUDA the host runs ahead of the GPU, and an
         // unsynchronised timestamp books one phase's work to the next.
-        let out = train_step(&gpt, &params, &mut opt, &batches, hp, Timing::Synchronized)?;
+        let out = train_step(
+            gpt.as_ref(),
+            &params,
+            &mut opt,
+            &batches,
+            hp,
+            Timing::Synchronized,
+        )?;
         device.synchronize()?;
         if i >= opts.warmup_steps {
             fwd.push(out.timings.forward_ms);
@@ -101,24 +106,21 @@ pub fn bench(config: &Config, opts: BenchOptions) -> Result<BenchReport, PerfErr
     }
     let step_ms_mean = total.iter().sum::<f64>() / total.len().max(1) as f64;
     // The scorer a policy's extra forward passes run on: the inference twin of the model.
-    let scorer = Gpt::new_inference(&gpt_cfg, &params)?
-        .with_precision(precision)
-        .with_kernels(kernels);
-    let forward_only_ms = time_forward_only(&scorer, &batches, &device, opts)?;
+    let scorer = arch.build(&params, BuildOptions::inference().with(precision, kernels))?;
+    let forward_only_ms = time_forward_only(scorer.as_ref(), &batches, &device, opts)?;
     let step_ms = median(&mut total);
     let tokens_per_s = (micro * accum * ctx) as f64 / (step_ms / 1e3);
-    let flops_per_token = gpt_cfg.flops_per_token(ctx);
+    let flops_per_token = arch.flops_per_token(ctx);
     let peak_flops = matmul_peak_flops_for(&device, precision)?;
     Ok(BenchReport {
         device: device_name(&device),
         precision: precision.to_string(),
         kernels: kernels.to_string(),
         threads: candle_core::utils::get_num_threads(),
-        n_layer: gpt_cfg.n_layer,
-        n_head: gpt_cfg.n_head,
-        d_model: gpt_cfg.d_model,
-        vocab_size: gpt_cfg.vocab_size,
-        params: gpt_cfg.num_params(),
+        arch: arch.name().to_string(),
+        shape: arch.resolved(),
+        vocab_size: arch.vocab_size(),
+        params: arch.num_params(),
         batch_size: micro,
         grad_accum: accum,
         context: ctx,
@@ -138,7 +140,7 @@ pub fn bench(config: &Config, opts: BenchOptions) -> Result<BenchReport, PerfErr
 
 /// Median time of a forward-only pass over all of `batches` on `gpt` (an inference model).
 fn time_forward_only(
-    gpt: &Gpt,
+    gpt: &dyn LanguageModel,
     batches: &[(Tensor, Tensor)],
     device: &candle_core::Device,
     opts: BenchOptions,

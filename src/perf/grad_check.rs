@@ -15,7 +15,7 @@ use super::PerfError;
 use crate::config::Config;
 use crate::device::{select_device, use_tf32_matmuls};
 use crate::kernels::Kernels;
-use crate::model::{Gpt, ModelError, Params, Precision, Timing};
+use crate::model::{BuildOptions, ModelError, Params, Precision, Timing};
 use crate::rng::Rng;
 
 /// Relative tolerances of the comparison with the CPU f32 reference.
@@ -102,14 +102,15 @@ pub fn check_grads(
     use_tf32_matmuls(&device); // the precision training runs in
     let precision = config.train.precision;
     let tol = tolerance.unwrap_or_else(|| Tolerance::default_for(precision));
-    let gpt_cfg = config.gpt();
+    let arch = config.arch();
     let (b, t) = (config.train.batch_size, config.context());
     let mut rng = Rng::new(config.run.seed);
-    let reference = Params::init_gpt2(&gpt_cfg, &mut rng, &Device::Cpu)?;
+    let specs = arch.param_specs();
+    let reference = Params::init(&specs, &mut rng, &Device::Cpu)?;
     // Same values on the checked device (from_tensors copies).
-    let checked = Params::from_tensors(&gpt_cfg, reference.to_tensors(), &device)?;
+    let checked = Params::from_tensors(&specs, reference.to_tensors(), &device)?;
     let ids: Vec<u32> = (0..b * (t + 1))
-        .map(|_| rng.below(gpt_cfg.vocab_size as u64) as u32)
+        .map(|_| rng.below(arch.vocab_size() as u64) as u32)
         .collect();
     let block = Tensor::from_vec(ids, (b, t + 1), &Device::Cpu)?; // [B, T+1]
 
@@ -169,21 +170,23 @@ type NamedGrads = Vec<(String, Option<Tensor>)>;
 
 /// Mean loss of `block` ([B, T+1] token ids) and each parameter's gradient (sorted by name),
 /// moved to the CPU as f32, from the training path the model takes with these settings
-/// ([`Gpt::loss_and_grads`]: the CPU passes or candle's autograd).
+/// ([`LanguageModel::loss_and_grads`]: e.g. GPT-2's CPU passes, or candle's autograd).
 fn loss_and_grads(
     params: &Params,
     (precision, kernels): (Precision, Kernels),
     block: &Tensor,
     config: &Config,
 ) -> Result<(f64, NamedGrads), PerfError> {
-    let device = params.get("transformer.wte.weight")?.device().clone();
+    let device = match params.iter().next() {
+        Some((_, var)) => var.device().clone(),
+        None => return Err(ModelError::BadInput("the model has no parameters".into()).into()),
+    };
     let t = config.context();
     let block = block.to_device(&device)?;
     let x = block.narrow(1, 0, t)?.contiguous()?; // [B, T]
     let y = block.narrow(1, 1, t)?.contiguous()?; // [B, T]
-    let gpt = Gpt::new(&config.gpt(), params)?
-        .with_precision(precision)
-        .with_kernels(kernels);
+    let opts = BuildOptions::training().with(precision, kernels);
+    let gpt = config.arch().build(params, opts)?;
     let pass = gpt.loss_and_grads(&[(x, y)], Timing::Queued)?;
     let per_seq = &pass.per_sequence;
     let loss = per_seq.iter().map(|&l| l as f64).sum::<f64>() / per_seq.len() as f64;

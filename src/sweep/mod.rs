@@ -21,9 +21,9 @@ pub use summary::{final_rows, mean_std, render as render_summary};
 use std::path::{Path, PathBuf};
 
 use crate::fsutil::DirLock;
-use crate::sampling::Registry;
+use crate::plugins::Plugins;
 use crate::train::CONFIG_FILE;
-use crate::train::{checkpoint, same_config, train_with_registry, TrainError, TrainOptions};
+use crate::train::{checkpoint, same_config, train_with, TrainError, TrainOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
@@ -64,24 +64,25 @@ pub struct SweepReport {
     pub rows: usize,
 }
 
-/// [`run_sweep_with`] the built-in sampling policies.
+/// [`run_sweep_with`] the built-in sampling policies and architectures.
 pub fn run_sweep(path: &Path) -> Result<SweepReport, SweepError> {
-    run_sweep_with(path, &Registry::builtin())
+    run_sweep_with(path, &Plugins::builtin())
 }
 
-/// Runs (or continues) every run of the sweep with the policies of `registry`, then writes
+/// Runs (or continues) every run of the sweep with the policies and architectures of
+/// `plugins`, then writes
 /// results, summary and plots. Failed runs do not stop the others; they are reported together
 /// at the end.
-pub fn run_sweep_with(path: &Path, registry: &Registry) -> Result<SweepReport, SweepError> {
+pub fn run_sweep_with(path: &Path, plugins: &Plugins) -> Result<SweepReport, SweepError> {
     let (spec, base) = SweepSpec::load(path)?;
-    let runs = spec.expand(&base)?;
+    let runs = spec.expand(&base, &plugins.models)?;
     let dir = spec.dir();
     // One sweep process per sweep directory (each run also locks its own directory).
     let _lock = DirLock::acquire(&dir, "sweep")?;
     let mut outcomes = Vec::new();
     for (i, run) in runs.iter().enumerate() {
         eprintln!("sweep [{}/{}] {}", i + 1, runs.len(), run.label);
-        outcomes.push((run.label.clone(), run_one(run, registry)));
+        outcomes.push((run.label.clone(), run_one(run, plugins)));
     }
     let rows = write_outputs(&spec, &runs)?;
     let failures: Vec<String> = outcomes
@@ -105,7 +106,7 @@ pub fn run_sweep_with(path: &Path, registry: &Registry) -> Result<SweepReport, S
     })
 }
 
-fn run_one(run: &RunSpec, registry: &Registry) -> RunOutcome {
+fn run_one(run: &RunSpec, plugins: &Plugins) -> RunOutcome {
     let dir = run.config.run.run_dir();
     if let Some(message) = config_changed(&dir, &run.config.to_toml()) {
         return RunOutcome::Failed(message);
@@ -120,7 +121,7 @@ fn run_one(run: &RunSpec, registry: &Registry) -> RunOutcome {
         overwrite: !resume,
         ..Default::default()
     };
-    match train_with_registry(&run.config, &opts, registry) {
+    match train_with(&run.config, &opts, plugins) {
         Ok(_) if resume => RunOutcome::Resumed,
         Ok(_) => RunOutcome::Started,
         Err(TrainError::AlreadyFinished { .. }) => RunOutcome::Skipped,

@@ -95,7 +95,7 @@ pub fn run_rows(run: &RunSpec) -> Result<Vec<ResultRow>, SweepError> {
     let step_units = tokens_per_step as f64
         + plan["scored_tokens_per_step"].as_f64().unwrap_or(0.0)
             * plan["forward_cost"].as_f64().unwrap_or(0.0);
-    let gpt = run.config.gpt();
+    let arch = run.config.arch();
     let train_tokens = train_tokens(&dir)?;
     let get = |tag: &str, step: u64| scalars.get(tag).and_then(|m| m.get(&step)).copied();
     let Some(losses) = scalars.get("eval/loss") else {
@@ -113,8 +113,8 @@ pub fn run_rows(run: &RunSpec) -> Result<Vec<ResultRow>, SweepError> {
                 model_type: "gpt2".into(),
                 scaled_set: run.policy.clone(),
                 tokens_seen: tokens,
-                flops: step as f64 * step_units * gpt.flops_per_token(run.config.context()),
-                num_params: gpt.num_params() as u64,
+                flops: step as f64 * step_units * arch.flops_per_token(run.config.context()),
+                num_params: arch.num_params() as u64,
                 data: run.config.data.prepared_dir.display().to_string(),
                 checkpoint: step,
                 seed: run.seed,

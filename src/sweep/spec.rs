@@ -32,6 +32,7 @@ use super::SweepError;
 use crate::budget::BudgetConfig;
 use crate::config::Config;
 use crate::fsutil::is_safe_name;
+use crate::model::ModelRegistry;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -175,7 +176,12 @@ impl SweepSpec {
 
     /// Every grid point (model x budget x policy x seed), each config validated; all
     /// problems are reported together.
-    pub fn expand(&self, base: &toml::Table) -> Result<Vec<RunSpec>, SweepError> {
+    /// Every run of the grid, its config validated with the architectures of `models`.
+    pub fn expand(
+        &self,
+        base: &toml::Table,
+        models: &ModelRegistry,
+    ) -> Result<Vec<RunSpec>, SweepError> {
         let mut runs = Vec::new();
         let mut problems = Vec::new();
         for (model, m) in &self.models {
@@ -188,7 +194,7 @@ impl SweepSpec {
                             path: self.base.clone(),
                             message: e.to_string(),
                         })?;
-                        match Config::from_toml_str(&text, &label, &m.set) {
+                        match Config::from_toml_str_with(&text, &label, &m.set, models) {
                             Ok(config) => runs.push(RunSpec {
                                 label,
                                 model: model.clone(),

@@ -29,7 +29,7 @@ pub(super) fn budget_plan(
         config.budget.amount(),
         config.train.tokens_per_step(ctx),
         (policy.scored_per_step(n) * ctx) as u64,
-        config.gpt().flops_per_token(ctx),
+        config.arch().flops_per_token(ctx),
         reference,
         config.budget.wall_clock_hours,
         config.budget.rounding,

@@ -10,13 +10,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
 use crate::fsutil::{fault, from_checksummed_json, to_checksummed_json, unix_now};
-use crate::model::{GptConfig, Params};
+use crate::model::{Architecture, ModelRegistry, Params};
 use crate::rng::Rng;
 
 pub const CHECKPOINT_FORMAT: &str = "syllabus-checkpoint";
@@ -102,15 +103,26 @@ pub struct CheckpointManifest {
     pub format: String,
     pub format_version: u32,
     pub state: TrainState,
-    pub model: GptConfig,
+    /// The architecture's registry name; checkpoints written before architectures were
+    /// plugins are GPT-2.
+    #[serde(default = "gpt2_name")]
+    pub arch: String,
+    /// The architecture's resolved shape ([`Architecture::resolved`]).
+    pub model: toml::Table,
     /// The resolved run config (TOML text).
     pub config: String,
     pub files: Vec<FileEntry>,
     pub created_unix: u64,
 }
 
+fn gpt2_name() -> String {
+    "gpt2".to_string()
+}
+
 pub struct LoadedCheckpoint {
     pub manifest: CheckpointManifest,
+    /// The architecture rebuilt from the manifest.
+    pub arch: Arc<dyn Architecture>,
     pub params: Params,
     pub optimizer: BTreeMap<String, Tensor>,
     pub path: PathBuf,
@@ -130,7 +142,7 @@ fn checkpoints_dir(run_dir: &Path) -> PathBuf {
 /// The tensors and state a checkpoint holds.
 pub struct Contents<'a> {
     pub state: &'a TrainState,
-    pub model: &'a GptConfig,
+    pub arch: &'a dyn Architecture,
     /// The resolved run config (TOML text).
     pub config_toml: &'a str,
     pub params: &'a Params,
@@ -176,7 +188,8 @@ pub fn save(
         format: CHECKPOINT_FORMAT.into(),
         format_version: CHECKPOINT_VERSION,
         state: contents.state.clone(),
-        model: contents.model.clone(),
+        arch: contents.arch.name().to_string(),
+        model: contents.arch.resolved(),
         config: contents.config_toml.into(),
         files,
         created_unix: unix_now(),
@@ -287,8 +300,37 @@ fn prune(dir: &Path, keep_last: usize) -> Result<(), TrainError> {
 }
 
 /// Reads and verifies a checkpoint directory: format, version, file lengths and checksums,
-/// then the tensors (shapes are checked against the manifest's model config).
-pub fn load(path: &Path, device: &Device) -> Result<LoadedCheckpoint, TrainError> {
+/// then the tensors (names and shapes checked against the architecture the manifest names,
+/// rebuilt from `models`).
+pub fn load(
+    path: &Path,
+    models: &ModelRegistry,
+    device: &Device,
+) -> Result<LoadedCheckpoint, TrainError> {
+    load_checked(path, Known::Registry(models), device)
+}
+
+/// [`load`] for a checkpoint that must hold `arch` (a config's): another architecture or
+/// shape is an error naming both.
+pub fn load_for(
+    path: &Path,
+    arch: &Arc<dyn Architecture>,
+    device: &Device,
+) -> Result<LoadedCheckpoint, TrainError> {
+    load_checked(path, Known::Arch(arch), device)
+}
+
+/// Where the architecture of a checkpoint comes from.
+enum Known<'a> {
+    Registry(&'a ModelRegistry),
+    Arch(&'a Arc<dyn Architecture>),
+}
+
+fn load_checked(
+    path: &Path,
+    known: Known<'_>,
+    device: &Device,
+) -> Result<LoadedCheckpoint, TrainError> {
     let bad = |msg: String| TrainError::Checkpoint(format!("{}: {msg}", path.display()));
     let manifest_path = path.join(MANIFEST_FILE);
     let text = fs::read(&manifest_path).map_err(io_err(&manifest_path))?;
@@ -323,12 +365,29 @@ pub fn load(path: &Path, device: &Device) -> Result<LoadedCheckpoint, TrainError
             return Err(bad(format!("{} checksum mismatch: file corrupted", f.name)));
         }
     }
-    let params = Params::load_safetensors(&manifest.model, &path.join(MODEL_FILE), device)?;
+    let arch: Arc<dyn Architecture> = match known {
+        Known::Registry(models) => models.rebuild(&manifest.arch, &manifest.model)?.into(),
+        Known::Arch(arch) => {
+            let ours = arch.resolved();
+            if manifest.arch != arch.name() || manifest.model != ours {
+                return Err(bad(format!(
+                    "holds model {} {}, not the config's {} {ours}",
+                    manifest.arch,
+                    manifest.model,
+                    arch.name()
+                )));
+            }
+            arch.clone()
+        }
+    };
+    let specs = arch.param_specs();
+    let params = Params::load_safetensors(&specs, &path.join(MODEL_FILE), device)?;
     let optimizer = candle_core::safetensors::load(path.join(OPTIM_FILE), device)?
         .into_iter()
         .collect();
     Ok(LoadedCheckpoint {
         manifest,
+        arch,
         params,
         optimizer,
         path: path.to_path_buf(),

@@ -14,7 +14,7 @@ use crate::eval::{locate_tasks_dir, log_scalars, resolve, run_suite, write_eval_
 use crate::eval::{EvalError, TaskSelection};
 use crate::eval::{SuiteOptions, SuiteReport};
 use crate::logging::{LoggerOptions, MetricsLogger};
-use crate::model::Gpt;
+use crate::model::BuildOptions;
 
 /// Replacements for the run's `[eval]` settings (command-line flags); `None` keeps the config's.
 #[derive(Clone, Debug, Default)]
@@ -76,7 +76,7 @@ pub fn evaluate_checkpoint(
             ))
         })?,
     };
-    let ckpt = checkpoint::load(&path, device)?;
+    let ckpt = checkpoint::load_for(&path, config.arch(), device)?;
     let step = ckpt.manifest.state.step;
     let config = overrides.apply(config);
     let prepared = &config.data.prepared_dir;
@@ -87,8 +87,8 @@ pub fn evaluate_checkpoint(
     };
     let mut opts = suite_options(&config, val)?;
     opts.quiet = overrides.quiet;
-    let gpt = Gpt::new_inference(&ckpt.manifest.model, &ckpt.params)?;
-    let report = run_suite(&gpt, &Gpt2Tokenizer::new()?, &opts, device)?;
+    let model = ckpt.arch.build(&ckpt.params, BuildOptions::inference())?;
+    let report = run_suite(model.as_ref(), &Gpt2Tokenizer::new()?, &opts, device)?;
     let eval_json = write_eval_json(run_dir, step, Some(&path), &report)?;
     let mut logger = MetricsLogger::open(
         run_dir,

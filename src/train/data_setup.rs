@@ -51,7 +51,7 @@ pub fn load_data(config: &Config) -> Result<PreparedData, TrainError> {
         );
     }
     let data = data::load_prepared(&d.prepared_dir)?;
-    let vocab = config.gpt().vocab_size as u32;
+    let vocab = config.arch().vocab_size() as u32;
     if data.train.vocab_size() > vocab {
         return Err(TrainError::DataSetup(format!(
             "token store vocabulary ({}) exceeds model.vocab_size ({vocab})",

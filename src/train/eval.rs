@@ -9,7 +9,7 @@ use super::TrainError;
 use crate::config::Config;
 use crate::data::{Blocks, Gpt2Tokenizer, EOT_TOKEN};
 use crate::generate::{generate, SampleOptions};
-use crate::model::Gpt;
+use crate::model::LanguageModel;
 use crate::rng::Rng;
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -24,7 +24,7 @@ pub struct EvalResult {
 /// Mean loss over the first `max_blocks` validation blocks (0 = all), in batches of `batch`.
 /// Always the same leading blocks, so evaluations across a run and across runs compare.
 pub fn evaluate(
-    gpt: &Gpt,
+    gpt: &dyn LanguageModel,
     val: &Blocks,
     max_blocks: usize,
     batch: usize,
@@ -55,7 +55,7 @@ pub fn evaluate(
 /// sampling settings, on a stream derived from (seed, step), so sampling never shifts the
 /// training RNG.
 pub fn sample_text(
-    gpt: &Gpt,
+    gpt: &dyn LanguageModel,
     tokenizer: &Gpt2Tokenizer,
     config: &Config,
     step: u64,

@@ -19,7 +19,7 @@ pub use data_setup::load_data;
 pub use eval::{evaluate, EvalResult};
 pub use run_dir::{same_config, CONFIG_FILE};
 pub use session::Session;
-pub use trainer::{train, train_with_registry, TrainOptions, TrainSummary};
+pub use trainer::{train, train_with, TrainOptions, TrainSummary};
 
 use std::path::PathBuf;
 

@@ -6,6 +6,7 @@
 //! silent fall-back to an older one.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::Device;
 
@@ -13,7 +14,7 @@ use super::checkpoint::{self, LoadedCheckpoint, LEDGER_SNAPSHOT};
 use super::run_dir::same_config;
 use super::{TrainError, TrainOptions};
 use crate::ledger::LedgerReader;
-use crate::model::GptConfig;
+use crate::model::Architecture;
 
 /// The verified checkpoint to resume from: `opts.resume_from`, or the run's newest. With an
 /// explicit older checkpoint, the newer ones are set aside as `.superseded_step_*`.
@@ -21,7 +22,7 @@ pub fn load_for_resume(
     run_dir: &Path,
     opts: &TrainOptions,
     device: &Device,
-    model: &GptConfig,
+    arch: &Arc<dyn Architecture>,
     config_toml: &str,
 ) -> Result<LoadedCheckpoint, TrainError> {
     let all = checkpoint::list(run_dir)?;
@@ -35,7 +36,7 @@ pub fn load_for_resume(
             ))
         })?,
     };
-    let loaded = verify(&path, device, model, config_toml).map_err(|e| explain(e, &path, &all))?;
+    let loaded = verify(&path, device, arch, config_toml).map_err(|e| explain(e, &path, &all))?;
     if opts.resume_from.is_some() {
         set_aside_newer(run_dir, loaded.manifest.state.step, &all)?;
     }
@@ -45,16 +46,10 @@ pub fn load_for_resume(
 fn verify(
     path: &Path,
     device: &Device,
-    model: &GptConfig,
+    arch: &Arc<dyn Architecture>,
     config_toml: &str,
 ) -> Result<LoadedCheckpoint, TrainError> {
-    let loaded = checkpoint::load(path, device)?;
-    if loaded.manifest.model != *model {
-        return Err(TrainError::Checkpoint(format!(
-            "model shape {:?} differs from the config's {model:?}",
-            loaded.manifest.model
-        )));
-    }
+    let loaded = checkpoint::load_for(path, arch, device)?;
     if !same_config(&loaded.manifest.config, config_toml) {
         return Err(TrainError::Checkpoint(
             "it was written by a run with another config".into(),

@@ -17,7 +17,6 @@ use crate::data::stats::unigram_entropy;
 use crate::device::Peak;
 use crate::eval::{self, SuiteReport};
 use crate::logging::{console, HParams, LoggerOptions, MetricsLogger, MetricsSink};
-use crate::model::attention::uses_fused_attention;
 use crate::optim::StepOutput;
 
 pub struct RunLog {
@@ -59,7 +58,7 @@ impl RunLog {
             bar: console::progress_bar(s.budget().final_step(), s.step()),
             unigram: unigram_entropy(&s.data().val),
             peak: c.perf.resolve(s.device(), c.train.precision)?,
-            flops_per_token: s.gpt_config().flops_per_token(c.context()),
+            flops_per_token: s.config().arch().flops_per_token(c.context()),
             window: s.state().log_window.clone(),
             timed_steps: 0,
             train_secs_at_open: s.budget().usage().wall.train,
@@ -80,11 +79,12 @@ impl RunLog {
     }
 
     fn print_intro(&self, s: &Session) {
-        let (g, c) = (s.gpt_config(), s.config());
+        let (c, g) = (s.config(), s.config().arch());
         let blocks = (s.train_blocks(), s.val_blocks());
         self.line(&format!(
-            "model: {} parameters ({} non-embedding) | {} train blocks, {} val blocks of {} \
-             tokens | {} tokens/step | {} matmuls, {} kernels ({} attention) | run dir {}",
+            "model: {} with {} parameters ({} non-embedding) | {} train blocks, {} val blocks of \
+             {} tokens | {} tokens/step | {} matmuls, {} kernels | run dir {}",
+            g.name(),
             g.num_params(),
             g.num_params_non_embedding(),
             blocks.0.len(),
@@ -93,7 +93,6 @@ impl RunLog {
             s.budget().plan().tokens_per_step,
             c.train.precision,
             c.perf.kernels,
-            attention_kind(s),
             c.run.run_dir().display()
         ));
         self.line(&format!(
@@ -305,15 +304,5 @@ impl RunLog {
         );
         self.logger.close()?;
         Ok(())
-    }
-}
-
-/// Which attention the run's model uses: the kernels setting, unless the fused op has no kernel
-/// for this head size on this device.
-fn attention_kind(s: &Session) -> &'static str {
-    let (kernels, hd) = (s.config().perf.kernels, s.gpt_config().head_dim());
-    match uses_fused_attention(kernels, hd, s.device()) {
-        true => "fused",
-        false => "composed",
     }
 }

@@ -23,10 +23,11 @@ use crate::eval::SuiteOptions;
 use crate::fsutil::DirLock;
 use crate::ledger::{self, Ledger, LedgerRead, LossMetric, LEDGER_FILE};
 use crate::logging::Histogram;
-use crate::model::{hf, Gpt, GptConfig, Params};
+use crate::model::{hf, BuildOptions, GptConfig, LanguageModel, Params};
 use crate::optim::{AdamW, AdamWParams, StepOutput};
+use crate::plugins::Plugins;
 use crate::rng::Rng;
-use crate::sampling::{PolicyEnv, PolicyReport, Registry, SamplingPolicy};
+use crate::sampling::{PolicyEnv, PolicyReport, SamplingPolicy};
 
 /// One optimizer step as the loop sees it.
 pub struct TrainedStep {
@@ -47,7 +48,6 @@ mod step;
 pub struct Session {
     config: Config,
     config_toml: String,
-    gpt_config: GptConfig,
     device: Device,
     data: PreparedData,
     train_blocks: Blocks,
@@ -71,7 +71,7 @@ pub struct Session {
 impl Session {
     pub fn open(
         config: &Config,
-        registry: &Registry,
+        plugins: &Plugins,
         opts: &TrainOptions,
     ) -> Result<Self, TrainError> {
         let (resume, overwrite) = (opts.resume, opts.overwrite);
@@ -80,7 +80,6 @@ impl Session {
         // touched, so a failed start leaves no half-made run behind.
         let device = select_device(&config.run.device)?;
         use_tf32_matmuls(&device); // as `train.precision` documents
-        let gpt_config = config.gpt();
         let data = load_data(config)?;
         let block_len = config.context() + 1;
         let train_blocks = Blocks::new(data.train.clone(), block_len)?;
@@ -88,8 +87,8 @@ impl Session {
         // The run's one RNG: initial weights first, then the policy's seed.
         let mut rng = Rng::new(config.run.seed);
         let params = match &config.model.init_from {
-            Some(dir) => hf::load_gpt2(&gpt_config, dir, &device)?,
-            None => Params::init_gpt2(&gpt_config, &mut rng, &device)?,
+            Some(dir) => hf::load_gpt2(&gpt2_shape(config)?, dir, &device)?,
+            None => Params::init(&config.arch().param_specs(), &mut rng, &device)?,
         };
         let env = PolicyEnv {
             n_blocks: train_blocks.len(),
@@ -97,7 +96,9 @@ impl Session {
             tokens_per_block: block_len,
         };
         let s = &config.sampling;
-        let policy = registry.create(&s.policy, &s.selected_params(), &env)?;
+        let policy = plugins
+            .policies
+            .create(&s.policy, &s.selected_params(), &env)?;
         let run_dir = config.run.run_dir();
         let source = budget::reference_source(config, &run_dir, resume)?;
         let calibration = Instant::now();
@@ -129,7 +130,7 @@ impl Session {
                 &run_dir,
                 opts,
                 &device,
-                &gpt_config,
+                config.arch(),
                 &config_toml,
             )?),
             false => None,
@@ -161,7 +162,6 @@ impl Session {
         let mut session = Session {
             config: config.clone(),
             config_toml,
-            gpt_config,
             device,
             data,
             train_blocks,
@@ -205,15 +205,12 @@ impl Session {
 
     /// The training model (tracked ops) and an inference view sharing the same storage, both
     /// with the configured matmul precision and kernels.
-    pub fn models(&self) -> Result<(Gpt, Gpt), TrainError> {
+    pub fn models(&self) -> Result<(Box<dyn LanguageModel>, Box<dyn LanguageModel>), TrainError> {
         let (p, k) = (self.config.train.precision, self.config.perf.kernels);
+        let arch = self.config.arch();
         Ok((
-            Gpt::new(&self.gpt_config, &self.params)?
-                .with_precision(p)
-                .with_kernels(k),
-            Gpt::new_inference(&self.gpt_config, &self.params)?
-                .with_precision(p)
-                .with_kernels(k),
+            arch.build(&self.params, BuildOptions::training().with(p, k))?,
+            arch.build(&self.params, BuildOptions::inference().with(p, k))?,
         ))
     }
 
@@ -280,7 +277,7 @@ impl Session {
             &self.config.run.run_dir(),
             &checkpoint::Contents {
                 state: &self.state,
-                model: &self.gpt_config,
+                arch: self.config.arch().as_ref(),
                 config_toml: &self.config_toml,
                 params: &self.params,
                 optimizer: &self.optimizer.state_tensors(),
@@ -294,14 +291,18 @@ impl Session {
     }
 }
 
+/// The GPT-2 shape of a gpt2 config (for `model.init_from`, which validation allows only
+/// there).
+fn gpt2_shape(config: &Config) -> Result<GptConfig, TrainError> {
+    toml::Value::Table(config.arch().resolved())
+        .try_into::<GptConfig>()
+        .map_err(|e| TrainError::DataSetup(format!("model.init_from needs a gpt2 model: {e}")))
+}
+
 /// Read access for reporting.
 impl Session {
     pub fn config(&self) -> &Config {
         &self.config
-    }
-
-    pub fn gpt_config(&self) -> &GptConfig {
-        &self.gpt_config
     }
 
     pub fn device(&self) -> &Device {

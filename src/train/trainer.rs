@@ -14,8 +14,8 @@ use crate::budget::{Activity, BudgetUsage, StopReason};
 use crate::config::Config;
 use crate::data::Gpt2Tokenizer;
 use crate::eval;
-use crate::model::Gpt;
-use crate::sampling::Registry;
+use crate::model::LanguageModel;
+use crate::plugins::Plugins;
 
 #[derive(Clone, Debug, Default)]
 pub struct TrainOptions {
@@ -57,17 +57,18 @@ pub struct TrainSummary {
     pub budget: BudgetUsage,
 }
 
-/// Trains with the built-in sampling policies.
+/// Trains with the built-in sampling policies and architectures.
 pub fn train(config: &Config, opts: &TrainOptions) -> Result<TrainSummary, TrainError> {
-    train_with_registry(config, opts, &Registry::builtin())
+    train_with(config, opts, &Plugins::builtin())
 }
 
-/// Trains with the policies of `registry` (built-ins plus user policies registered from
-/// outside the crate, see `examples/custom_policy.rs` and `cli::main`).
-pub fn train_with_registry(
+/// Trains with the policies and architectures of `plugins` (built-ins plus plugins registered
+/// from outside the crate, see `examples/custom_policy.rs` and `cli::main`). `config` must
+/// have been loaded with the same architectures (`Config::load_with`).
+pub fn train_with(
     config: &Config,
     opts: &TrainOptions,
-    registry: &Registry,
+    plugins: &Plugins,
 ) -> Result<TrainSummary, TrainError> {
     let wall = Instant::now();
     if opts.stop_after == Some(0) {
@@ -75,7 +76,7 @@ pub fn train_with_registry(
             "--stop-after must be a step >= 1 (0 would never stop)".into(),
         ));
     }
-    let mut s = Session::open(config, registry, opts)?;
+    let mut s = Session::open(config, plugins, opts)?;
     s.check_work_left(opts)?;
     let (gpt, scorer) = s.models()?;
     let tokenizer = Gpt2Tokenizer::new()?;
@@ -88,11 +89,11 @@ pub fn train_with_registry(
     let (mut losses, mut skipped, mut last_eval) = (Vec::new(), 0, None);
     let mut first_eval = None;
     if s.step() == 0 {
-        first_eval = Some(validate(&mut s, &mut log, &scorer, &tokenizer)?);
+        first_eval = Some(validate(&mut s, &mut log, scorer.as_ref(), &tokenizer)?);
     }
     let mut stop = s.stop_reason();
     while stop.is_none() {
-        let trained = s.train_step(&gpt, &scorer)?;
+        let trained = s.train_step(gpt.as_ref(), scorer.as_ref())?;
         losses.push(trained.out.loss);
         if !trained.out.applied {
             skipped += 1;
@@ -113,7 +114,7 @@ pub fn train_with_registry(
         log.step(&s, &trained, last);
         s.add_wall(Activity::Logging, t.elapsed());
         if last || due(eval_every, s.step()) {
-            last_eval = Some(validate(&mut s, &mut log, &scorer, &tokenizer)?);
+            last_eval = Some(validate(&mut s, &mut log, scorer.as_ref(), &tokenizer)?);
         }
         if last || due(config.checkpoint.every, s.step()) {
             save_checkpoint(&mut s, &mut log)?;
@@ -124,10 +125,10 @@ pub fn train_with_registry(
     }
     let final_eval = match last_eval {
         Some(e) => e,
-        None => validate(&mut s, &mut log, &scorer, &tokenizer)?,
+        None => validate(&mut s, &mut log, scorer.as_ref(), &tokenizer)?,
     };
     if stop.is_some() {
-        run_suite(&mut s, &mut log, &scorer, &tokenizer)?;
+        run_suite(&mut s, &mut log, scorer.as_ref(), &tokenizer)?;
     }
     let summary = TrainSummary {
         run_dir: config.run.run_dir(),
@@ -154,7 +155,7 @@ pub fn train_with_registry(
 fn validate(
     s: &mut Session,
     log: &mut RunLog,
-    scorer: &Gpt,
+    scorer: &dyn LanguageModel,
     tokenizer: &Gpt2Tokenizer,
 ) -> Result<EvalResult, TrainError> {
     let t = Instant::now();
@@ -189,7 +190,7 @@ fn save_checkpoint(s: &mut Session, log: &mut RunLog) -> Result<PathBuf, TrainEr
 fn run_suite(
     s: &mut Session,
     log: &mut RunLog,
-    scorer: &Gpt,
+    scorer: &dyn LanguageModel,
     tokenizer: &Gpt2Tokenizer,
 ) -> Result<(), TrainError> {
     let t = Instant::now();

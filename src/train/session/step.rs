@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::{Session, TrainedStep};
 use crate::budget::Activity;
-use crate::model::{Gpt, Timing};
+use crate::model::{LanguageModel, Timing};
 use crate::optim::train_step;
 use crate::sampling::{Selection, StateUpdate};
 use crate::train::{load_batch, TrainError};
@@ -14,7 +14,11 @@ impl Session {
     /// One training step: the policy picks the blocks, forward + backward + update (`gpt`),
     /// the ledger and the policy see the losses, extra scoring asked by the policy runs on the
     /// updated weights (`scorer`) and is charged, and the state and budget advance.
-    pub fn train_step(&mut self, gpt: &Gpt, scorer: &Gpt) -> Result<TrainedStep, TrainError> {
+    pub fn train_step(
+        &mut self,
+        gpt: &dyn LanguageModel,
+        scorer: &dyn LanguageModel,
+    ) -> Result<TrainedStep, TrainError> {
         let t = Instant::now();
         let (optim, schedule) = (&self.config.optim, &self.config.schedule);
         let lr = self.budget.lr(self.state.step, optim.lr, schedule);
@@ -74,7 +78,7 @@ impl Session {
 
     /// Scores `ids` with a forward-only pass of `gpt` (the inference view of the current
     /// weights) for the policy's `observe_scored`. Returns the tokens scored, to be charged.
-    fn score_blocks(&mut self, gpt: &Gpt, ids: &[usize]) -> Result<u64, TrainError> {
+    fn score_blocks(&mut self, gpt: &dyn LanguageModel, ids: &[usize]) -> Result<u64, TrainError> {
         let mut losses = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(self.config.train.batch_size) {
             let (x, y) = load_batch(&self.train_blocks, chunk, &self.device)?;
