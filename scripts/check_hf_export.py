@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Checks `syllabus export` against Hugging Face transformers: the exported directory loads as
-GPT2LMHeadModel with no missing or unexpected keys, and greedy decoding from the same prompts
+its architecture (GPT2LMHeadModel, LlamaForCausalLM) with no missing or unexpected keys, and greedy decoding from the same prompts
 gives the same tokens as `syllabus sample --top-k 1` (the argmax of every step's logits).
 
     pip install torch transformers   # CPU wheels are fine
@@ -15,7 +15,7 @@ import sys
 import tempfile
 
 import torch
-from transformers import GPT2LMHeadModel
+from transformers import AutoModelForCausalLM
 
 PROMPTS = ["The", "Once upon a time", "In the beginning the"]
 
@@ -29,7 +29,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         out = f"{tmp}/hf"
         subprocess.run([a.bin, "export", "--run", a.run, "--out", out], check=True)
-        model, info = GPT2LMHeadModel.from_pretrained(out, output_loading_info=True)
+        model, info = AutoModelForCausalLM.from_pretrained(out, output_loading_info=True)
+        print(f"loaded {type(model).__name__}")
         problems = {k: v for k, v in info.items() if v}
         print(f"loading info: {problems or 'no missing or unexpected keys'}")
         model.eval()
