@@ -441,7 +441,7 @@ fn a_missing_eval_task_file_fails_before_the_run_directory_is_made() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = common::tiny_config(dir.path(), 4, "");
     cfg.eval.tasks = vec!["hellaswag".into()];
-    cfg.eval.tasks_dir = dir.path().join("no-such-dir");
+    cfg.eval.tasks_dir = Some(dir.path().join("no-such-dir"));
     let err = train(&cfg, &TrainOptions::default())
         .unwrap_err()
         .to_string();
