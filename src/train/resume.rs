@@ -35,23 +35,26 @@ pub fn load_for_resume(
             ))
         })?,
     };
-    // The run's id is that of the config it started with (its `config.toml`, which a resume
-    // keeps), not of the current text, which may differ in keys that locate eval files.
-    let saved = run_dir.join(super::CONFIG_FILE);
-    let started = std::fs::read_to_string(&saved).map_err(|source| TrainError::Io {
-        path: saved,
-        source,
-    })?;
     let check = Expected {
         model,
         config_toml,
-        run_id: run_id(&started),
+        run_id: started_run_id(run_dir)?,
     };
     let loaded = verify(&path, device, &check).map_err(|e| explain(e, &path, &all))?;
     if opts.resume_from.is_some() {
         set_aside_newer(run_dir, loaded.manifest.state.step, &all)?;
     }
     Ok(loaded)
+}
+
+/// The run's id: that of the config it started with (its `config.toml`, which a resume
+/// keeps), not of the current text, which may differ in keys that only locate eval files.
+fn started_run_id(run_dir: &Path) -> Result<u64, TrainError> {
+    let path = run_dir.join(super::CONFIG_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(run_id(&text)),
+        Err(source) => Err(TrainError::Io { path, source }),
+    }
 }
 
 /// What a checkpoint must match to be resumed.
