@@ -197,7 +197,7 @@ batch_size = 2
 "#;
     let cfg = syllabus::config::Config::from_toml_str(base, "t.toml", &[]).expect("defaults");
     assert_eq!(cfg.eval.tasks, ["auto"]);
-    assert_eq!(cfg.eval.tasks_dir, Path::new("../shared/data/eval"));
+    assert_eq!(cfg.eval.tasks_dir, None, "unset: the user cache");
     assert_eq!(cfg.eval.stride, None);
     let opts = syllabus::train::suite_options(&cfg, None).expect("options");
     assert_eq!(

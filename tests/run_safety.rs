@@ -206,3 +206,37 @@ fn a_garbage_budget_file_is_rewritten_on_resume() {
     train(&cfg, &resume).unwrap();
     assert_eq!(std::fs::read(&plan).unwrap(), good);
 }
+
+/// A run saved while `eval.tasks_dir` defaulted to a development folder holds that path in its
+/// `config.toml`; under the new default (unset: the user cache) it still resumes, as the key
+/// only locates eval files. Twice (the second time from a checkpoint the resumed session wrote)
+/// and exactly: the losses are those of an uninterrupted run.
+#[test]
+fn a_run_saved_with_the_old_tasks_dir_default_still_resumes() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut old = common::tiny_config(a.path(), 6, "");
+    old.eval.tasks_dir = Some("../shared/data/eval".into());
+    let opts = |resume, stop_after| TrainOptions {
+        resume,
+        stop_after,
+        ..Default::default()
+    };
+    let first = train(&old, &opts(false, Some(2))).unwrap();
+    let saved = std::fs::read_to_string(old.run.run_dir().join("config.toml")).unwrap();
+    assert!(
+        saved.contains(r#"tasks_dir = "../shared/data/eval""#),
+        "{saved}"
+    );
+
+    let mut new = old.clone();
+    new.eval.tasks_dir = None;
+    assert!(!new.to_toml().contains("tasks_dir"), "unset is not saved");
+    let second = train(&new, &opts(true, Some(4))).unwrap();
+    let third = train(&new, &opts(true, None)).unwrap();
+    assert_eq!(third.steps, 6);
+    let resumed = [first.losses, second.losses, third.losses].concat();
+    let full = train(&common::tiny_config(b.path(), 6, ""), &opts(false, None)).unwrap();
+    assert_eq!(resumed, full.losses, "resumed exactly");
+    let kept = std::fs::read_to_string(old.run.run_dir().join("config.toml")).unwrap();
+    assert_eq!(kept, saved, "a resume keeps the run's config.toml");
+}

@@ -8,6 +8,7 @@ use syllabus::sampling::{
 };
 
 #[path = "../examples/custom_policy.rs"]
+#[allow(dead_code)] // its `main`
 mod custom_policy;
 
 fn env(n: usize, seed: u64) -> PolicyEnv {

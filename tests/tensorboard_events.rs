@@ -394,7 +394,7 @@ fn flush_makes_data_visible_while_running() {
 
 #[test]
 fn hparams_are_written_in_the_plugins_layout() {
-    use syllabus::logging::HParams;
+    use syllabus::logging::{HParams, SessionStatus};
     let dir = tempfile::tempdir().unwrap();
     let leaves = vec![
         ("flag".to_string(), toml::Value::Boolean(true)),
@@ -406,6 +406,7 @@ fn hparams_are_written_in_the_plugins_layout() {
     ];
     let mut logger = MetricsLogger::open(dir.path(), LoggerOptions::default()).unwrap();
     logger.hparams(HParams::from_toml_leaves(leaves, &["eval/loss"]), 0);
+    logger.session_end(SessionStatus::Success, 7);
     logger.close().unwrap();
     let events = read_events(&event_files(dir.path())[0]);
 
@@ -441,4 +442,19 @@ fn hparams_are_written_in_the_plugins_layout() {
     assert_eq!(double(get(&value_of("optim.lr"), 2)), 3e-4);
     assert_eq!(string(get(&value_of("sampling.policy"), 3)), "lfr");
     assert!(matches!(get(&value_of("flag"), 4), Some(Field::Varint(1))));
+
+    // .session_end_info (4): status (1) STATUS_SUCCESS = 1, end_time_secs (2), at the last step.
+    let end = decode(bytes(get(&content("_hparams_/session_end_info"), 4)));
+    assert!(matches!(get(&end, 1), Some(Field::Varint(1))), "{end:?}");
+    let (event, _) = events
+        .iter()
+        .flat_map(|e| e.values.iter().map(move |v| (e, v)))
+        .find(|(_, v)| string(get(v, 1)) == "_hparams_/session_end_info")
+        .unwrap();
+    assert_eq!(event.step, 7);
+    assert_eq!(
+        double(get(&end, 2)),
+        event.wall_time,
+        "end time is the event's"
+    );
 }

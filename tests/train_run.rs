@@ -62,6 +62,8 @@ fn n_steps_then_resume_k_steps_equals_n_plus_k() {
     )
     .unwrap();
     assert_eq!(first.steps, 5);
+    let (run, end) = (b.path().join("run"), "_hparams_/session_end_info");
+    assert_eq!(tag_count(&run, end), 0, "a run stopped early has no end");
     let rest = train(
         &cfg,
         &TrainOptions {
@@ -78,6 +80,20 @@ fn n_steps_then_resume_k_steps_equals_n_plus_k() {
         weights(&b.path().join("run"))
     );
     assert_eq!(rest.tokens_seen, full.tokens_seen);
+    // The HParams dashboard's session: started once, ended once when the run finished.
+    assert_eq!(tag_count(&run, end), 1);
+    assert_eq!(tag_count(&run, "_hparams_/session_start_info"), 1);
+}
+
+/// Occurrences of `tag` in the run's event files (tags are stored verbatim in the records).
+fn tag_count(run: &std::path::Path, tag: &str) -> usize {
+    let files = std::fs::read_dir(run).unwrap().map(|e| e.unwrap().path());
+    let events = files.filter(|p| p.to_string_lossy().contains("events.out.tfevents."));
+    let count = |bytes: Vec<u8>| {
+        let windows = bytes.windows(tag.len());
+        windows.filter(|w| *w == tag.as_bytes()).count()
+    };
+    events.map(|p| count(std::fs::read(p).unwrap())).sum()
 }
 
 #[test]
@@ -428,7 +444,7 @@ fn a_missing_eval_task_file_fails_before_the_run_directory_is_made() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = common::tiny_config(dir.path(), 4, "");
     cfg.eval.tasks = vec!["hellaswag".into()];
-    cfg.eval.tasks_dir = dir.path().join("no-such-dir");
+    cfg.eval.tasks_dir = Some(dir.path().join("no-such-dir"));
     let err = train(&cfg, &TrainOptions::default())
         .unwrap_err()
         .to_string();

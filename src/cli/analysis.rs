@@ -112,7 +112,7 @@ pub(super) struct EvalArgs {
     /// Scored tokens per perplexity set; 0 = all. Default: eval.ppl_max_tokens.
     #[arg(long)]
     ppl_tokens: Option<usize>,
-    /// Directory of the eval files. Default: eval.tasks_dir.
+    /// Directory of the eval files. Default: eval.tasks_dir (unset: the user cache, ~/.cache/syllabus/eval).
     #[arg(long)]
     tasks_dir: Option<PathBuf>,
     /// Sliding-window stride in tokens. Default: eval.stride (context / 4).

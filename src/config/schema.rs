@@ -228,11 +228,12 @@ pub struct EvalConfig {
     /// ones. A task named explicitly whose file is missing is an error. Default `["auto"]`.
     pub tasks: Vec<String>,
     /// Directory of the eval files (file names in `docs/eval.md`), relative to the working
-    /// directory; when it does not exist, the user cache `~/.cache/syllabus/eval`
-    /// (`$XDG_CACHE_HOME/syllabus/eval`) is used if that does, which is where users put the
-    /// files. Default `"../shared/data/eval"` (kept because saved run configs and run ids
-    /// contain it).
-    pub tasks_dir: PathBuf,
+    /// directory. Unset (the default): the user cache, `$XDG_CACHE_HOME/syllabus/eval` or
+    /// `~/.cache/syllabus/eval`, where users put the files once for every run. A directory
+    /// set here that does not exist falls back to the user cache when that exists (saved
+    /// configs of runs from another machine). Only locates files: runs differing in it alone
+    /// are the same run (resume, sweeps). Default unset.
+    pub tasks_dir: Option<PathBuf>,
     /// Examples per zero-shot task (each file's first ones); 0 = all. Default 150: the
     /// default suite on the tiny preset takes about a minute on 2 CPU cores (docs/eval.md).
     pub task_limit: usize,
@@ -255,7 +256,7 @@ impl Default for EvalConfig {
             temperature: 0.8,
             top_k: 40,
             tasks: vec!["auto".into()],
-            tasks_dir: PathBuf::from("../shared/data/eval"),
+            tasks_dir: None,
             task_limit: 150,
             ppl_max_tokens: 8192,
             stride: None,

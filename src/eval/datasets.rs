@@ -1,7 +1,8 @@
-//! Parsers for the zero-shot eval files (`shared/data/eval/`, formats in
-//! `shared/data/README.md`). Prompts follow lm-eval-harness's zero-shot templates. Each reads
-//! the first `limit` examples (0 = all), always the same ones, so limited runs compare; a
-//! malformed example is an error naming `file:line`, the field, and what was expected.
+//! Parsers for the zero-shot eval files (`eval.tasks_dir`, file names in `docs/eval.md`; each
+//! parser's doc names the JSON fields it reads). Prompts follow lm-eval-harness's zero-shot
+//! templates. Each reads the first `limit` examples (0 = all), always the same ones, so limited
+//! runs compare; a malformed example is an error naming `file:line`, the field, and what was
+//! expected.
 
 use std::path::Path;
 

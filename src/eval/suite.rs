@@ -65,7 +65,7 @@ impl Task {
             })
     }
 
-    /// The file under `tasks_dir` the task reads (names as in `shared/data/eval/`).
+    /// The file under `tasks_dir` the task reads (file names as in `docs/eval.md`).
     pub fn file(self) -> Option<&'static str> {
         match self {
             Task::Lambada => Some("lambada_openai_test.jsonl.gz"),
@@ -150,13 +150,18 @@ pub fn cached_tasks_dir() -> Option<PathBuf> {
     Some(cache.join("syllabus").join("eval"))
 }
 
-/// The directory task files are read from: `configured` (`eval.tasks_dir` or `--tasks-dir`)
-/// when it exists, else the user cache ([`cached_tasks_dir`]) when that exists, else
-/// `configured` (so errors name it).
-pub fn locate_tasks_dir(configured: &Path) -> PathBuf {
-    match cached_tasks_dir() {
-        Some(cache) if !configured.is_dir() && cache.is_dir() => cache,
-        _ => configured.to_path_buf(),
+/// The directory task files are read from, given `eval.tasks_dir` or `--tasks-dir`:
+/// - unset: the user cache ([`cached_tasks_dir`]; without `$XDG_CACHE_HOME` and `$HOME`,
+///   `.cache/syllabus/eval` under the working directory, which errors then name);
+/// - set: that directory when it exists, else the user cache when that exists (a saved config
+///   from another machine names a directory this one lacks), else the configured one (so
+///   errors name it).
+pub fn locate_tasks_dir(configured: Option<&Path>) -> PathBuf {
+    let cache = cached_tasks_dir();
+    match (configured, cache) {
+        (Some(dir), Some(cache)) if !dir.is_dir() && cache.is_dir() => cache,
+        (Some(dir), _) => dir.to_path_buf(),
+        (None, cache) => cache.unwrap_or_else(|| Path::new(".cache/syllabus/eval").into()),
     }
 }
 

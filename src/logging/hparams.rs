@@ -1,18 +1,51 @@
 //! TensorBoard's HParams plugin: a run's hyperparameters and the metrics to compare them by, so
 //! the HParams dashboard lists runs (every run of a sweep directory) side by side. The layout is
 //! the plugin's own (`tensorboard/plugins/hparams/summary.py`): an `experiment` summary naming
-//! the hyperparameters and metrics, and a `session_start_info` summary with this run's values,
-//! each a summary value whose plugin metadata carries an `HParamsPluginData` message.
+//! the hyperparameters and metrics, a `session_start_info` summary with this run's values, and
+//! at the end a `session_end_info` summary with the session's status, each a summary value whose
+//! plugin metadata carries an `HParamsPluginData` message.
+//!
+//! TensorBoard keeps the first summary metadata of each tag in a run directory (later ones are
+//! ignored, as every restart of a job writes a new event file), so each summary is written once
+//! per run: the start at step 0 (not again on resume), the end only when the run has finished
+//! (`STATUS_SUCCESS`). A run stopped early (`--stop-after`, killed, an error) writes no end: the
+//! dashboard shows its status as unknown until a resumed session finishes it.
 
 use protobuf::well_known_types::Value;
 use protobuf::{Message, RepeatedField};
-use tensorboard_proto::api::{DataType, Experiment, HParamInfo, MetricInfo, MetricName};
-use tensorboard_proto::plugin_hparams::{HParamsPluginData, SessionStartInfo};
+use tensorboard_proto::api::{DataType, Experiment, HParamInfo, MetricInfo, MetricName, Status};
+use tensorboard_proto::plugin_hparams::{HParamsPluginData, SessionEndInfo, SessionStartInfo};
 use tensorboard_proto::summary::{Summary, SummaryMetadata, Summary_Value};
 
 const PLUGIN: &str = "hparams";
 pub const EXPERIMENT_TAG: &str = "_hparams_/experiment";
 pub const SESSION_START_TAG: &str = "_hparams_/session_start_info";
+pub const SESSION_END_TAG: &str = "_hparams_/session_end_info";
+
+/// How a training session ended, as the HParams dashboard shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionStatus {
+    /// The run finished its budget.
+    Success,
+    /// The run ended with an error it cannot continue from.
+    Failure,
+}
+
+/// The `session_end_info` summary: `status` and `end_time` (Unix seconds).
+pub fn session_end(
+    status: SessionStatus,
+    end_time: f64,
+) -> Result<Summary, protobuf::ProtobufError> {
+    let mut end = SessionEndInfo::new();
+    end.set_status(match status {
+        SessionStatus::Success => Status::STATUS_SUCCESS,
+        SessionStatus::Failure => Status::STATUS_FAILURE,
+    });
+    end.set_end_time_secs(end_time);
+    let mut data = HParamsPluginData::new();
+    data.set_session_end_info(end);
+    summary(SESSION_END_TAG, &data)
+}
 
 /// One hyperparameter's value.
 #[derive(Clone, Debug, PartialEq)]

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::histogram::Histogram;
-use super::hparams::{self, HParams};
+use super::hparams::{self, HParams, SessionStatus};
 use super::jsonl::{truncate_after, JsonlWriter};
 use super::sink::MetricsSink;
 use super::tensorboard::{unix_time, TensorBoardWriter};
@@ -104,6 +104,13 @@ impl MetricsLogger {
             step,
             MetricValue::HParams(Box::new(h)),
         );
+    }
+
+    /// How the run's session ended, for the HParams dashboard (TensorBoard only; write it
+    /// once per run, see [`hparams`](super::hparams)).
+    pub fn session_end(&mut self, status: SessionStatus, step: u64) {
+        let value = MetricValue::SessionEnd(status);
+        self.send_metric(hparams::SESSION_END_TAG, step, value);
     }
 
     /// Records discarded because the queue was full (writer too slow).

@@ -21,7 +21,7 @@ mod worker;
 use std::path::PathBuf;
 
 pub use histogram::Histogram;
-pub use hparams::{HParam, HParams};
+pub use hparams::{HParam, HParams, SessionStatus};
 pub use logger::{LoggerOptions, MetricsLogger};
 pub use sink::{MemoryRecords, MemorySink, MetricsSink, NullSink, ScalarRecord};
 

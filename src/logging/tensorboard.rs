@@ -22,7 +22,7 @@ use tensorboard_rs::record_writer::RecordWriter;
 use tensorboard_rs::summary::{histogram_raw, scalar};
 
 use super::histogram::Histogram;
-use super::hparams::HParams;
+use super::hparams::{self, HParams, SessionStatus};
 
 /// Version string TensorBoard expects in the first record of every file.
 const FILE_VERSION: &str = "brain.Event:2";
@@ -118,6 +118,18 @@ impl TensorBoardWriter {
             self.write_summary(summary, step, wall_time)?;
         }
         Ok(())
+    }
+
+    /// Writes the HParams plugin's session-end summary.
+    pub fn session_end(
+        &mut self,
+        status: SessionStatus,
+        step: u64,
+        wall_time: f64,
+    ) -> io::Result<()> {
+        let summary = hparams::session_end(status, wall_time)
+            .map_err(|e| io::Error::new(ErrorKind::InvalidData, e))?;
+        self.write_summary(summary, step, wall_time)
     }
 
     pub fn flush(&mut self) -> io::Result<()> {

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::histogram::Histogram;
-use super::hparams::HParams;
+use super::hparams::{HParams, SessionStatus};
 use super::jsonl::JsonlWriter;
 use super::tensorboard::TensorBoardWriter;
 
@@ -42,6 +42,8 @@ pub(super) enum MetricValue {
     Histogram(Box<Histogram>),
     /// TensorBoard's HParams summaries (not written to `metrics.jsonl`).
     HParams(Box<HParams>),
+    /// TensorBoard's HParams session end (not written to `metrics.jsonl`).
+    SessionEnd(SessionStatus),
 }
 
 /// State shared between the caller and the writer thread.
@@ -90,6 +92,7 @@ impl Writers {
                 MetricValue::Text(t) => tb.text(tag, t, step, wall_time),
                 MetricValue::Histogram(h) => tb.histogram(tag, h, step, wall_time),
                 MetricValue::HParams(h) => tb.hparams(h, step, wall_time),
+                MetricValue::SessionEnd(s) => tb.session_end(*s, step, wall_time),
             }?;
         }
         if let Some(jsonl) = &mut self.jsonl {
@@ -97,7 +100,7 @@ impl Writers {
                 MetricValue::Scalar(v) => jsonl.scalar(tag, *v, step, wall_time),
                 MetricValue::Text(t) => jsonl.text(tag, t, step, wall_time),
                 MetricValue::Histogram(h) => jsonl.histogram(tag, h, step, wall_time),
-                MetricValue::HParams(_) => Ok(()),
+                MetricValue::HParams(_) | MetricValue::SessionEnd(_) => Ok(()),
             }?;
         }
         Ok(())

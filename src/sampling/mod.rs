@@ -43,6 +43,7 @@ mod online_batch;
 mod params;
 mod passes;
 mod registry;
+mod source_passes;
 mod spaced;
 mod uniform;
 
@@ -58,6 +59,7 @@ pub use params::{
 };
 pub use passes::{PassCursor, ShuffledPasses};
 pub use registry::{PolicyConstructor, Registry};
+pub use source_passes::SourcePasses;
 pub use spaced::{interval as leitner_interval, Spaced, SpacedParams};
 pub use uniform::Uniform;
 

@@ -1,6 +1,7 @@
 //! Shuffled passes (epochs) over a set of block ids, shared by the policies and public for
 //! policies written outside the crate: save [`ShuffledPasses::cursor`] in the policy's state
-//! and rebuild with [`ShuffledPasses::restore`] to continue the exact same order.
+//! and rebuild with [`ShuffledPasses::restore`] to continue the exact same order
+//! ([`super::SourcePasses`] does both for one pass per corpus source).
 //!
 //! Shuffled passes over a member list: the state is a cursor (pass count,
 //! position, the pass's shuffle seed and the stream that seeds later passes), so a checkpoint

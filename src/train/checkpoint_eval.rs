@@ -37,7 +37,7 @@ impl EvalOverrides {
             e.tasks = t.clone();
         }
         if let Some(d) = &self.tasks_dir {
-            e.tasks_dir = d.clone();
+            e.tasks_dir = Some(d.clone());
         }
         e.task_limit = self.task_limit.unwrap_or(e.task_limit);
         e.ppl_max_tokens = self.ppl_max_tokens.unwrap_or(e.ppl_max_tokens);
@@ -117,13 +117,14 @@ pub fn suite_options(
     let e = &config.eval;
     let context = config.context();
     let selection = TaskSelection::parse(&e.tasks)?;
-    let tasks_dir = locate_tasks_dir(&e.tasks_dir);
-    if tasks_dir != e.tasks_dir {
-        eprintln!(
+    let tasks_dir = locate_tasks_dir(e.tasks_dir.as_deref());
+    match &e.tasks_dir {
+        Some(configured) if *configured != tasks_dir => eprintln!(
             "eval: task files from {} ({} does not exist)",
             tasks_dir.display(),
-            e.tasks_dir.display()
-        );
+            configured.display()
+        ),
+        _ => {}
     }
     let (tasks, skipped) = resolve(&selection, &tasks_dir, val.is_some())?;
     Ok(SuiteOptions {

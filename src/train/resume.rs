@@ -36,28 +36,47 @@ pub fn load_for_resume(
             ))
         })?,
     };
-    let loaded = verify(&path, device, arch, config_toml).map_err(|e| explain(e, &path, &all))?;
+    let check = Expected {
+        arch,
+        config_toml,
+        run_id: started_run_id(run_dir)?,
+    };
+    let loaded = verify(&path, device, &check).map_err(|e| explain(e, &path, &all))?;
     if opts.resume_from.is_some() {
         set_aside_newer(run_dir, loaded.manifest.state.step, &all)?;
     }
     Ok(loaded)
 }
 
-fn verify(
-    path: &Path,
-    device: &Device,
-    arch: &Arc<dyn Architecture>,
-    config_toml: &str,
-) -> Result<LoadedCheckpoint, TrainError> {
-    let loaded = checkpoint::load_for(path, arch, device)?;
-    if !same_config(&loaded.manifest.config, config_toml) {
+/// The run's id: that of the config it started with (its `config.toml`, which a resume
+/// keeps), not of the current text, which may differ in keys that only locate eval files.
+fn started_run_id(run_dir: &Path) -> Result<u64, TrainError> {
+    let path = run_dir.join(super::CONFIG_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(run_id(&text)),
+        Err(source) => Err(TrainError::Io { path, source }),
+    }
+}
+
+/// What a checkpoint must match to be resumed.
+struct Expected<'a> {
+    arch: &'a Arc<dyn Architecture>,
+    /// The current config (compared with [`same_config`]).
+    config_toml: &'a str,
+    /// The run's id, which its ledger snapshot carries.
+    run_id: u64,
+}
+
+fn verify(path: &Path, device: &Device, e: &Expected) -> Result<LoadedCheckpoint, TrainError> {
+    let loaded = checkpoint::load_for(path, e.arch, device)?;
+    if !same_config(&loaded.manifest.config, e.config_toml) {
         return Err(TrainError::Checkpoint(
             "it was written by a run with another config".into(),
         ));
     }
     let snapshot = path.join(LEDGER_SNAPSHOT);
     let ledger_run = LedgerReader::open(&snapshot)?.header().run_id;
-    let expected = run_id(config_toml);
+    let expected = e.run_id;
     if ledger_run != expected {
         return Err(TrainError::Checkpoint(format!(
             "its ledger snapshot belongs to another run (run id {ledger_run:#x}, expected \
@@ -111,8 +130,10 @@ fn set_aside_newer(run_dir: &Path, step: u64, all: &[(u64, PathBuf)]) -> Result<
     Ok(())
 }
 
-/// FNV-1a of the resolved config: identifies which run a ledger belongs to, and is the same
-/// for two runs of the same config (so their ledgers can be compared byte for byte).
+/// FNV-1a of the resolved config a run started with: identifies which run a ledger belongs
+/// to, and is the same for two runs of the same config text (so their ledgers can be compared
+/// byte for byte). A resumed run keeps its id: it is checked against the run directory's
+/// `config.toml`, never rewritten by a resume.
 pub fn run_id(config_toml: &str) -> u64 {
     config_toml.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)

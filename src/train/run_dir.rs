@@ -50,16 +50,33 @@ pub fn prepare(
     crate::fsutil::write_atomic(&saved_path, config_toml.as_bytes()).map_err(io)
 }
 
+/// Keys (section, key) that only locate input files which cannot change what is trained:
+/// configs differing in them alone are the same run. Kept to the eval task directory (its
+/// default, the user cache, differs from the directory older runs saved, and those still
+/// resume); data, initial weights and throughput files define the run and are compared.
+const LOCATION_KEYS: [(&str, &str); 1] = [("eval", "tasks_dir")];
+
+/// A config text as the table runs are compared by: [`LOCATION_KEYS`] removed. `None` when
+/// the text does not parse.
+fn comparable(text: &str) -> Option<toml::Table> {
+    let mut table = text.parse::<toml::Table>().ok()?;
+    for (section, key) in LOCATION_KEYS {
+        if let Some(toml::Value::Table(t)) = table.get_mut(section) {
+            t.remove(key);
+        }
+    }
+    Some(table)
+}
+
 /// Whether two config texts are the same config: equal as TOML tables (formatting and key
-/// order aside); text that does not parse is never the same.
+/// order aside), apart from keys that only locate eval files (`eval.tasks_dir`); text that
+/// does not parse is never the same.
 pub fn same_config(a: &str, b: &str) -> bool {
-    let parse = |s: &str| s.parse::<toml::Table>().ok();
-    matches!((parse(a), parse(b)), (Some(a), Some(b)) if a == b)
+    matches!((comparable(a), comparable(b)), (Some(a), Some(b)) if a == b)
 }
 
 fn check_same_config(dir: &Path, saved: &str, current: &str) -> Result<(), TrainError> {
-    let parse = |s: &str| s.parse::<toml::Table>().ok();
-    let (Some(a), Some(b)) = (parse(saved), parse(current)) else {
+    let (Some(a), Some(b)) = (comparable(saved), comparable(current)) else {
         return Err(TrainError::RunDir(format!(
             "{}: {CONFIG_FILE} is unreadable",
             dir.display()
@@ -130,4 +147,19 @@ fn clear(dir: &Path) -> Result<(), TrainError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_config;
+
+    #[test]
+    fn configs_differing_only_in_eval_file_locations_are_the_same() {
+        let base = "[eval]\ntasks = [\"val\"]\n[optim]\nlr = 0.1\n";
+        let located = base.replace("[optim]", "tasks_dir = \"elsewhere/eval\"\n[optim]");
+        assert!(same_config(base, &located), "{located}");
+        assert!(!same_config(base, &base.replace("\"val\"", "\"piqa\"")));
+        assert!(!same_config(base, &base.replace("0.1", "0.2")));
+        assert!(!same_config(base, "not = toml = text"));
+    }
 }

@@ -16,7 +16,7 @@ use super::{EvalResult, Session, TrainError, TrainSummary};
 use crate::data::stats::unigram_entropy;
 use crate::device::Peak;
 use crate::eval::{self, SuiteReport};
-use crate::logging::{console, HParams, LoggerOptions, MetricsLogger, MetricsSink};
+use crate::logging::{console, HParams, LoggerOptions, MetricsLogger, MetricsSink, SessionStatus};
 use crate::optim::StepOutput;
 
 pub struct RunLog {
@@ -264,7 +264,7 @@ impl RunLog {
     }
 
     /// The closing lines: losses against the baseline, and where the budget went.
-    pub fn finish(self, summary: &TrainSummary) -> Result<(), TrainError> {
+    pub fn finish(mut self, summary: &TrainSummary) -> Result<(), TrainError> {
         self.bar.finish_and_clear();
         let first = summary.first_eval.map(|e| format!("{:.4}", e.loss));
         let learned = match summary.final_eval.loss < summary.unigram_entropy {
@@ -302,6 +302,12 @@ impl RunLog {
             w.logging / 3600.0,
             w.calibration / 3600.0,
         );
+        // Only a finished run has a session end for the HParams dashboard: TensorBoard keeps
+        // the first one a run directory holds, and a run stopped early may still be resumed.
+        if summary.stop.is_some() {
+            self.logger
+                .session_end(SessionStatus::Success, summary.steps);
+        }
         self.logger.close()?;
         Ok(())
     }

@@ -88,7 +88,7 @@ max_blocks = 8
 batch_size = 4
 sample_tokens = 4
 # The end-of-run suite on the validation split only: the same on machines with and without
-# the shared evaluation data, and fast.
+# eval files in the user cache, and fast.
 tasks = ["val"]
 ppl_max_tokens = 256
 [checkpoint]

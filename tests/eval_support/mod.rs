@@ -1,5 +1,5 @@
 //! Shared by the eval tests: a fake scorer with a known preference, and eval files written by
-//! hand in the `shared/data/eval/` formats.
+//! hand in the formats the parsers of `syllabus::eval::datasets` read.
 
 #![allow(dead_code)]
 
