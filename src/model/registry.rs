@@ -56,6 +56,10 @@ impl ModelRegistry {
         for (name, ctor) in builtins {
             r.ctors.insert(name.to_string(), ctor);
         }
+        r.ctors.insert(
+            "qlstm".into(),
+            Arc::new(super::qlstm::QlstmConfig::construct),
+        );
         r
     }
 
