@@ -57,11 +57,20 @@ batch_size = 0
         "run.device must be \"cpu\", \"cuda\" or \"cuda:N\"",
         "data.val_fraction must be in [0, 1)",
         "model.n_head must divide model.d_model (768 % 5 != 0)",
-        "model.vocab_size (4096) is smaller than the GPT-2 tokenizer's vocabulary (50257)",
-        "model.context_length (256) is longer than the model's n_positions (128)",
         "optim.lr must be a positive number",
         "optim.beta2 must be in [0, 1)",
         "schedule.warmup_steps (100) exceeds budget.steps (10)",
+        "train.batch_size must be > 0",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    // Checks of the resolved model (against the tokenizer, the context) need a valid shape;
+    // with one, they are reported with the rest.
+    let err = load(&text.replace("n_head = 5", "n_head = 4"), &[]).unwrap_err();
+    for needle in [
+        "run.device must be",
+        "the model's vocab_size (4096) is smaller than the GPT-2 tokenizer's vocabulary (50257)",
+        "model.context_length (256) is longer than the model's maximum context (128)",
         "train.batch_size must be > 0",
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");

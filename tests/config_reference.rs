@@ -9,7 +9,7 @@ use std::path::Path;
 const SECTIONS: [(&str, &str, &str); 18] = [
     ("run", "src/config/schema.rs", "RunConfig"),
     ("data", "src/config/schema.rs", "DataConfig"),
-    ("model", "src/config/schema.rs", "ModelConfig"),
+    ("model", "src/config/model.rs", "ModelConfig"),
     ("optim", "src/config/schema.rs", "OptimConfig"),
     ("schedule", "src/config/schema.rs", "ScheduleConfig"),
     ("train", "src/config/schema.rs", "TrainConfig"),

@@ -71,7 +71,9 @@ pub(super) fn bench_cmd(a: BenchArgs, plugins: &Plugins) -> Result<()> {
     set_threads(config.run.threads)?;
     match a.vocab_size {
         Some(0) => bail!("--vocab-size must be > 0"),
-        Some(v) => config.model.vocab_size = Some(v),
+        Some(v) => config
+            .set_vocab_size(v, &plugins.models)
+            .map_err(|p| anyhow::anyhow!("--vocab-size {v}: {}", p.join("; ")))?,
         None => {}
     }
     let r = bench(

@@ -123,6 +123,19 @@ impl Config {
             .expect("a loaded config has resolved its architecture")
     }
 
+    /// The same model with another vocabulary size (`syllabus bench --vocab-size`: timing a
+    /// shape the tokenizer does not fix), rebuilt by `models`; the rest of the config is not
+    /// validated again.
+    pub fn set_vocab_size(&mut self, v: usize, models: &ModelRegistry) -> Result<(), Vec<String>> {
+        let mut spec = self.model.spec()?;
+        spec.fields
+            .insert("vocab_size".into(), toml::Value::Integer(v as i64));
+        let arch: Arc<dyn Architecture> = models.create(&self.model.arch, &spec)?.into();
+        self.model.expand(arch.as_ref());
+        self.resolved = model::ResolvedArch::new(arch);
+        Ok(())
+    }
+
     /// Training context length in tokens. Invariant: validated when the config loaded.
     pub fn context(&self) -> usize {
         self.model

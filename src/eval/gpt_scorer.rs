@@ -30,8 +30,11 @@ impl<'a> GptScorer<'a> {
         context: usize,
         device: &Device,
     ) -> Result<Self, EvalError> {
-        if context == 0 {
-            return Err(EvalError::Invalid("eval context must be >= 1".into()));
+        let max = gpt.max_context().unwrap_or(usize::MAX);
+        if context == 0 || context > max {
+            return Err(EvalError::Invalid(format!(
+                "eval context must be in 1..={max} (the model's maximum context), got {context}"
+            )));
         }
         Ok(GptScorer {
             gpt,

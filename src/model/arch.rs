@@ -158,6 +158,9 @@ pub trait LanguageModel: Send + Sync {
     /// training model), for gradients by name.
     fn trainable(&self) -> Vec<(String, Tensor)>;
 
+    /// The longest input accepted; `None` when any length works.
+    fn max_context(&self) -> Option<usize>;
+
     /// Logits [B, T, V] (f32).
     fn forward(&self, idx: &Tensor) -> Result<Tensor, ModelError> {
         let (b, t) = idx.dims2()?;

@@ -12,8 +12,33 @@ impl GptConfig {
     /// The registry constructor: a preset and/or explicit fields (`[model]`'s GPT-2 keys).
     pub fn construct(spec: &ArchSpec) -> Result<Box<dyn Architecture>, Vec<String>> {
         let cfg: GptConfig = resolve_fields("gpt2", spec, GptConfig::PRESETS, GptConfig::preset)?;
-        cfg.validate().map_err(|e| vec![format!("model: {e}")])?;
-        Ok(Box::new(cfg))
+        let problems = cfg.problems();
+        match problems.is_empty() {
+            true => Ok(Box::new(cfg)),
+            false => Err(problems),
+        }
+    }
+
+    /// Every problem of the shape, each naming its `model` field.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let sizes = [
+            ("vocab_size", self.vocab_size),
+            ("n_positions", self.n_positions),
+            ("n_layer", self.n_layer),
+            ("n_head", self.n_head),
+            ("d_model", self.d_model),
+        ];
+        for (field, _) in sizes.iter().filter(|(_, v)| *v == 0) {
+            p.push(format!("model.{field} must be > 0"));
+        }
+        if self.n_head > 0 && self.d_model % self.n_head != 0 {
+            p.push(format!(
+                "model.n_head must divide model.d_model ({} % {} != 0)",
+                self.d_model, self.n_head
+            ));
+        }
+        p
     }
 }
 
@@ -95,6 +120,10 @@ impl LanguageModel for Gpt {
             .into_iter()
             .map(|(name, t)| (name, t.clone()))
             .collect()
+    }
+
+    fn max_context(&self) -> Option<usize> {
+        Some(self.config().n_positions)
     }
 
     fn forward(&self, idx: &Tensor) -> Result<Tensor, ModelError> {

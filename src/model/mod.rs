@@ -1,5 +1,8 @@
-//! GPT-2 (Radford et al. 2019) in candle, written for training.
+//! The models, in candle, written for training: the architecture plugin interface, GPT-2
+//! (Radford et al. 2019) with its CPU passes and fused ops, and LLaMA.
 //!
+//! - [`arch`]: the [`Architecture`] and [`LanguageModel`] traits every architecture implements
+//!   (the rest of the framework sees only these), and [`registry`]: name -> constructor.
 //! - [`config`]: shapes, presets, parameter and FLOP counts.
 //! - [`params`]: the parameter store (Hugging Face `GPT2LMHeadModel` names, sorted, seeded init,
 //!   safetensors I/O).
@@ -16,7 +19,9 @@
 //! - [`loss`]: per-token cross-entropy, a fused op (CPU and CUDA) with a real backward.
 //! - [`lm_head`]: the tied output projection fused with that cross-entropy.
 //! - [`precision`]: f32 or bf16 matmuls (mixed precision with f32 master weights).
-//! - [`hf`]: Hugging Face `GPT2LMHeadModel` directories, written and read.
+//! - [`hf`]: Hugging Face directories, written (any architecture with an HF counterpart) and
+//!   read (GPT-2).
+//! - [`llama`]: LLaMA (RMSNorm [`rms_norm`], RoPE [`rope`], SwiGLU), Hugging Face names.
 
 pub mod arch;
 pub mod attention;
@@ -28,13 +33,15 @@ mod gpt_plugin;
 pub mod hf;
 pub mod layer_norm;
 pub mod linear;
-
+pub mod llama;
 pub mod lm_head;
 pub mod loss;
 pub mod params;
 pub mod precision;
 pub mod qlstm;
 pub mod registry;
+pub mod rms_norm;
+pub mod rope;
 pub mod step;
 pub mod tensors;
 

@@ -122,6 +122,14 @@ impl Params {
             .ok_or_else(|| ModelError::MissingParam(name.to_string()))
     }
 
+    /// The device the parameters live on (the CPU for an empty store).
+    pub fn device(&self) -> Device {
+        self.vars
+            .values()
+            .next()
+            .map_or(Device::Cpu, |v| v.device().clone())
+    }
+
     /// Number of parameter tensors.
     pub fn len(&self) -> usize {
         self.vars.len()

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::llama::LlamaConfig;
+use super::qlstm::QlstmConfig;
 use super::{Architecture, GptConfig, ModelError};
 
 /// What a constructor gets: the preset name (if any) and the architecture's own table, whose
@@ -52,14 +54,14 @@ impl ModelRegistry {
     /// `gpt2` (GPT-2), `llama` (LLaMA) and `qlstm` (Languini's quasi-LSTM).
     pub fn builtin() -> Self {
         let mut r = Self::new();
-        let builtins: [(&str, ArchConstructor); 1] = [("gpt2", Arc::new(GptConfig::construct))];
+        let builtins: [(&str, ArchConstructor); 3] = [
+            ("gpt2", Arc::new(GptConfig::construct)),
+            ("llama", Arc::new(LlamaConfig::construct)),
+            ("qlstm", Arc::new(QlstmConfig::construct)),
+        ];
         for (name, ctor) in builtins {
             r.ctors.insert(name.to_string(), ctor);
         }
-        r.ctors.insert(
-            "qlstm".into(),
-            Arc::new(super::qlstm::QlstmConfig::construct),
-        );
         r
     }
 
@@ -127,7 +129,7 @@ pub fn resolve_fields<T: Serialize + DeserializeOwned>(
             Some(p) => toml::Table::try_from(&p).map_err(|e| vec![format!("model.{arch}: {e}")])?,
             None => {
                 return Err(vec![format!(
-                    "model.preset: unknown {arch} preset `{name}` (known: {})",
+                    "model.preset: unknown preset `{name}` for arch = {arch:?} (known: {})",
                     presets.join(", ")
                 )])
             }

@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 
-use super::arch::LanguageModel;
 use super::cpu::TokenBatch;
 use super::gpt::ids;
 use super::{Gpt, ModelError};
@@ -42,7 +41,11 @@ impl Gpt {
         match self.uses_cpu_passes() {
             true => self.cpu_loss_and_grads(micro_batches),
             false => {
-                let named = LanguageModel::trainable(self);
+                let named: Vec<(String, Tensor)> = self
+                    .named_tensors()
+                    .into_iter()
+                    .map(|(name, t)| (name, t.clone()))
+                    .collect();
                 let per_seq = |x: &Tensor, y: &Tensor| self.per_sequence_loss(x, y);
                 graph_loss_and_grads(&per_seq, &named, micro_batches, timing)
             }

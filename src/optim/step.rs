@@ -68,7 +68,7 @@ pub fn train_step(
     if applied {
         optimizer.step(params, &pass.grads, lr, clip_scale(grad_norm, grad_clip))?;
     }
-    let device = params.get("transformer.wte.weight")?.device().clone();
+    let device = params.device();
     let timings = StepTimings {
         forward_ms: pass.forward_ms,
         backward_ms: pass.backward_ms,

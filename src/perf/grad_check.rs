@@ -177,10 +177,7 @@ fn loss_and_grads(
     block: &Tensor,
     config: &Config,
 ) -> Result<(f64, NamedGrads), PerfError> {
-    let device = match params.iter().next() {
-        Some((_, var)) => var.device().clone(),
-        None => return Err(ModelError::BadInput("the model has no parameters".into()).into()),
-    };
+    let device = params.device();
     let t = config.context();
     let block = block.to_device(&device)?;
     let x = block.narrow(1, 0, t)?.contiguous()?; // [B, T]

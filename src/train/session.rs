@@ -205,13 +205,13 @@ impl Session {
 
     /// The training model (tracked ops) and an inference view sharing the same storage, both
     /// with the configured matmul precision and kernels.
-    pub fn models(&self) -> Result<(Box<dyn LanguageModel>, Box<dyn LanguageModel>), TrainError> {
+    pub fn models(&self) -> Result<[Box<dyn LanguageModel>; 2], TrainError> {
         let (p, k) = (self.config.train.precision, self.config.perf.kernels);
         let arch = self.config.arch();
-        Ok((
+        Ok([
             arch.build(&self.params, BuildOptions::training().with(p, k))?,
             arch.build(&self.params, BuildOptions::inference().with(p, k))?,
-        ))
+        ])
     }
 
     /// Refuses to continue a run that has nothing left to do: a finished run on `--resume`

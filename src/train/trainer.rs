@@ -78,7 +78,7 @@ pub fn train_with(
     }
     let mut s = Session::open(config, plugins, opts)?;
     s.check_work_left(opts)?;
-    let (gpt, scorer) = s.models()?;
+    let [gpt, scorer] = s.models()?;
     let tokenizer = Gpt2Tokenizer::new()?;
     let mut log = RunLog::open(&s)?;
     let eval_every = match config.eval.points {

@@ -84,6 +84,10 @@ impl LanguageModel for Qlstm {
         self.named().to_vec()
     }
 
+    fn max_context(&self) -> Option<usize> {
+        None
+    }
+
     fn per_sequence_loss(&self, inputs: &Tensor, targets: &Tensor) -> Result<Tensor, ModelError> {
         Qlstm::per_sequence_loss(self, inputs, targets)
     }
