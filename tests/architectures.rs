@@ -22,6 +22,10 @@ fn model_table(arch: &str) -> String {
         "llama" => "[model]\narch = \"llama\"\n[model.llama]\nvocab_size = 50257\n\
                     n_positions = 16\nn_layer = 1\nn_head = 2\nd_model = 16\n"
             .into(),
+        "qlstm" => "[model]\narch = \"qlstm\"\ncontext_length = 16\n[model.qlstm]\n\
+                    vocab_size = 50257\nn_layer = 1\nn_head = 2\nd_model = 16\n\
+                    block_length = 4\nff_dim = 64\n"
+            .into(),
         other => panic!("no test shape for {other}"),
     }
 }
@@ -51,7 +55,7 @@ fn weights(run_dir: &Path) -> BTreeMap<String, Vec<f32>> {
 
 #[test]
 fn every_architecture_is_deterministic_and_resumes_bit_for_bit() {
-    for arch in ["llama"] {
+    for arch in ["llama", "qlstm"] {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let full = train(&config(a.path(), 6, arch), &TrainOptions::default()).unwrap();
         assert!(full.losses.iter().all(|l| l.is_finite()), "{arch}");

@@ -38,6 +38,7 @@ pub mod lm_head;
 pub mod loss;
 pub mod params;
 pub mod precision;
+pub mod qlstm;
 pub mod registry;
 pub mod rms_norm;
 pub mod rope;

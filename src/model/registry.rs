@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::llama::LlamaConfig;
+use super::qlstm::QlstmConfig;
 use super::{Architecture, GptConfig, ModelError};
 
 /// What a constructor gets: the preset name (if any) and the architecture's own table, whose
@@ -53,9 +54,10 @@ impl ModelRegistry {
     /// `gpt2` (GPT-2), `llama` (LLaMA) and `qlstm` (Languini's quasi-LSTM).
     pub fn builtin() -> Self {
         let mut r = Self::new();
-        let builtins: [(&str, ArchConstructor); 2] = [
+        let builtins: [(&str, ArchConstructor); 3] = [
             ("gpt2", Arc::new(GptConfig::construct)),
             ("llama", Arc::new(LlamaConfig::construct)),
+            ("qlstm", Arc::new(QlstmConfig::construct)),
         ];
         for (name, ctor) in builtins {
             r.ctors.insert(name.to_string(), ctor);
