@@ -65,7 +65,7 @@ enum Command {
     Fit(analysis::FitArgs),
     /// Evaluate a run's checkpoint: normalised perplexity and zero-shot tasks (RUN/eval.json).
     Eval(analysis::EvalArgs),
-    /// Write a run's checkpoint as a Hugging Face GPT-2 directory (GPT2LMHeadModel).
+    /// Write a run's checkpoint as a Hugging Face directory (GPT2LMHeadModel, LlamaForCausalLM).
     Export(export::ExportArgs),
 }
 
