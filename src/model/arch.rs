@@ -10,8 +10,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 
+pub use super::ids::{check_ids, check_targets};
 use super::loss::token_nll;
 use super::step::graph_loss_and_grads;
 use super::{LossAndGrads, ModelError, Params, Precision, Timing};
@@ -122,12 +123,12 @@ pub trait Architecture: Send + Sync + Debug {
     /// gradients and two AdamW moments when `training`) and, when training, one row of f32
     /// logits per token; implementations add their activations.
     fn step_bytes(&self, batch: usize, context: usize, training: bool) -> f64 {
-        let params = self.num_params() as f64;
-        let tokens = batch as f64 * context as f64;
-        match training {
-            true => 4.0 * (4.0 * params + tokens * self.vocab_size() as f64),
-            false => 4.0 * params,
-        }
+        let per_token = if training {
+            self.vocab_size() as f64
+        } else {
+            0.0
+        };
+        step_bytes_f32(self.num_params(), batch * context, per_token, training)
     }
 
     /// The network over `params` (a store made from [`Architecture::param_specs`]).
@@ -205,45 +206,11 @@ pub trait Decoder {
     fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>, ModelError>;
 }
 
-/// (B, T) of `inputs`, after checking `targets` is u32 of the same shape.
-pub fn check_targets(inputs: &Tensor, targets: &Tensor) -> Result<(usize, usize), ModelError> {
-    let dims = inputs.dims2().map_err(|_| {
-        ModelError::BadInput(format!("inputs must be [B, T], got {:?}", inputs.dims()))
-    })?;
-    if targets.dims() != inputs.dims() || targets.dtype() != DType::U32 {
-        return Err(ModelError::BadInput(format!(
-            "targets must be u32 {:?} like inputs, got {:?} {:?}",
-            inputs.dims(),
-            targets.dtype(),
-            targets.dims()
-        )));
-    }
-    Ok(dims)
-}
-
-/// Token ids `idx` [B, T] checked against an architecture: u32, non-empty, at most
-/// `max_context` long. Returns (B, T).
-pub fn check_ids(
-    idx: &Tensor,
-    max_context: Option<usize>,
-    what: &str,
-) -> Result<(usize, usize), ModelError> {
-    let (b, t) = idx.dims2().map_err(|_| {
-        ModelError::BadInput(format!("{what} must be [B, T], got {:?}", idx.dims()))
-    })?;
-    if idx.dtype() != DType::U32 {
-        return Err(ModelError::BadInput(format!(
-            "{what} must be u32, got {:?}",
-            idx.dtype()
-        )));
-    }
-    if t == 0 || b == 0 {
-        return Err(ModelError::BadInput(format!("{what} is empty: [{b}, {t}]")));
-    }
-    match max_context {
-        Some(n_positions) if t > n_positions => Err(ModelError::ContextTooLong { t, n_positions }),
-        _ => Ok((b, t)),
-    }
+/// Bytes of one f32 step: the weights (with gradients and two AdamW moments when `training`)
+/// and `per_token` floats of activations for each of `tokens` tokens.
+pub fn step_bytes_f32(params: usize, tokens: usize, per_token: f64, training: bool) -> f64 {
+    let state = params as f64 * if training { 4.0 } else { 1.0 };
+    4.0 * (state + tokens as f64 * per_token)
 }
 
 /// Parameter names to shapes, from specs.

@@ -24,6 +24,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::attention::{causal_self_attention, AttentionShape};
 use super::cpu::{CpuModel, TokenBatch, Weights};
+use super::ids::check_ids;
 use super::layer_norm::LayerNorm;
 use super::linear::{Activation, Linear};
 use super::lm_head::lm_head_nll;
@@ -226,25 +227,7 @@ impl Gpt {
 
     /// Validates token ids and returns (B, T).
     fn check_idx(&self, idx: &Tensor, what: &str) -> Result<(usize, usize), ModelError> {
-        let (b, t) = idx.dims2().map_err(|_| {
-            ModelError::BadInput(format!("{what} must be [B, T], got {:?}", idx.dims()))
-        })?;
-        if idx.dtype() != DType::U32 {
-            return Err(ModelError::BadInput(format!(
-                "{what} must be u32, got {:?}",
-                idx.dtype()
-            )));
-        }
-        if t == 0 || b == 0 {
-            return Err(ModelError::BadInput(format!("{what} is empty: [{b}, {t}]")));
-        }
-        if t > self.cfg.n_positions {
-            return Err(ModelError::ContextTooLong {
-                t,
-                n_positions: self.cfg.n_positions,
-            });
-        }
-        Ok((b, t))
+        check_ids(idx, Some(self.cfg.n_positions), what)
     }
 
     /// The whole network up to (and including) the final LayerNorm, on the flattened batch.

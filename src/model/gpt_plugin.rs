@@ -3,9 +3,9 @@
 
 use candle_core::Tensor;
 
-use super::arch::{Architecture, BuildOptions, LanguageModel, ParamSpec};
+use super::arch::{step_bytes_f32, Architecture, BuildOptions, LanguageModel, ParamSpec};
 use super::params::gpt2_specs;
-use super::registry::{resolve_fields, ArchSpec};
+use super::registry::{accept, resolve_fields, ArchSpec};
 use super::{hf, Gpt, GptConfig, LossAndGrads, ModelError, Params, Timing};
 
 impl GptConfig {
@@ -13,10 +13,7 @@ impl GptConfig {
     pub fn construct(spec: &ArchSpec) -> Result<Box<dyn Architecture>, Vec<String>> {
         let cfg: GptConfig = resolve_fields("gpt2", spec, GptConfig::PRESETS, GptConfig::preset)?;
         let problems = cfg.problems();
-        match problems.is_empty() {
-            true => Ok(Box::new(cfg)),
-            false => Err(problems),
-        }
+        accept(cfg, problems)
     }
 
     /// Every problem of the shape, each naming its `model` field.
@@ -76,14 +73,11 @@ impl Architecture for GptConfig {
     /// backward, ~9 D of backward scratch and the vocabulary's logits per token when training.
     fn step_bytes(&self, batch: usize, context: usize, training: bool) -> f64 {
         let (d, layers) = (self.d_model as f64, self.n_layer as f64);
-        let params = self.num_params() as f64;
-        let tokens = batch as f64 * context as f64;
         let per_token = match training {
             true => layers * 16.0 * d + 9.0 * d + self.vocab_size as f64,
             false => 2.0 * 16.0 * d,
         };
-        let state = if training { 4.0 * params } else { params };
-        4.0 * (state + tokens * per_token)
+        step_bytes_f32(self.num_params(), batch * context, per_token, training)
     }
 
     fn build(

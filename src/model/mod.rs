@@ -31,6 +31,7 @@ pub mod cpu;
 pub mod gpt;
 mod gpt_plugin;
 pub mod hf;
+pub mod ids;
 pub mod layer_norm;
 pub mod linear;
 pub mod llama;

@@ -147,6 +147,17 @@ pub fn resolve_fields<T: Serialize + DeserializeOwned>(
     })
 }
 
+/// The architecture when `problems` (its validation) is empty, else the problems.
+pub fn accept<A: Architecture + 'static>(
+    arch: A,
+    problems: Vec<String>,
+) -> Result<Box<dyn Architecture>, Vec<String>> {
+    match problems.is_empty() {
+        true => Ok(Box::new(arch)),
+        false => Err(problems),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

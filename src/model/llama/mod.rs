@@ -23,8 +23,8 @@ use serde_json::json;
 
 pub use model::Llama;
 
-use super::arch::{Architecture, BuildOptions, Init, LanguageModel, ParamSpec};
-use super::registry::{resolve_fields, ArchSpec};
+use super::arch::{step_bytes_f32, Architecture, BuildOptions, Init, LanguageModel, ParamSpec};
+use super::registry::{accept, resolve_fields, ArchSpec};
 use super::{ModelError, Params};
 
 /// GPT-2 BPE vocabulary (the framework's tokenizer) and its `<|endoftext|>` id.
@@ -107,10 +107,7 @@ impl LlamaConfig {
     pub fn construct(spec: &ArchSpec) -> Result<Box<dyn Architecture>, Vec<String>> {
         let cfg: LlamaConfig = resolve_fields("llama", spec, Self::PRESETS, Self::preset)?;
         let problems = cfg.problems();
-        match problems.is_empty() {
-            true => Ok(Box::new(cfg)),
-            false => Err(problems),
-        }
+        accept(cfg, problems)
     }
 
     /// Every problem of the shape, each naming its `model.llama` field.
@@ -251,14 +248,11 @@ impl Architecture for LlamaConfig {
     /// SwiGLU branches) and one row of logits.
     fn step_bytes(&self, batch: usize, context: usize, training: bool) -> f64 {
         let (d, f) = (self.d_model as f64, self.ffn() as f64);
-        let params = self.num_params() as f64;
-        let tokens = batch as f64 * context as f64;
         let per_token = match training {
             true => self.n_layer as f64 * (24.0 * d + 3.0 * f) + self.vocab_size as f64,
             false => 4.0 * d + 2.0 * f,
         };
-        let state = if training { 4.0 * params } else { params };
-        4.0 * (state + tokens * per_token)
+        step_bytes_f32(self.num_params(), batch * context, per_token, training)
     }
 
     fn build(

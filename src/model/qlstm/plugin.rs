@@ -8,7 +8,9 @@ use super::decoder::QlstmDecoder;
 use super::model::{Mixer, Qlstm};
 use super::specs::qlstm_specs;
 use super::QlstmConfig;
-use crate::model::arch::{Architecture, BuildOptions, Decoder, LanguageModel, ParamSpec};
+use crate::model::arch::{
+    step_bytes_f32, Architecture, BuildOptions, Decoder, LanguageModel, ParamSpec,
+};
 use crate::model::{ModelError, Params};
 
 impl Architecture for QlstmConfig {
@@ -50,16 +52,13 @@ impl Architecture for QlstmConfig {
     fn step_bytes(&self, batch: usize, context: usize, training: bool) -> f64 {
         let (d, f) = (self.d_model as f64, self.ff_dim as f64);
         let l = self.block_length.min(context.max(1)) as f64;
-        let params = self.num_params() as f64;
-        let tokens = batch as f64 * context as f64;
         let per_token = match training {
             true => {
                 self.n_layer as f64 * (24.0 * d + 3.0 * l * d + 2.0 * f) + self.vocab_size as f64
             }
             false => 8.0 * d + 2.0 * l * d + f,
         };
-        let state = if training { 4.0 * params } else { params };
-        4.0 * (state + tokens * per_token)
+        step_bytes_f32(self.num_params(), batch * context, per_token, training)
     }
 
     fn build(
