@@ -20,11 +20,11 @@
 
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 
 use super::attention::{causal_self_attention, AttentionShape};
 use super::cpu::{CpuModel, TokenBatch, Weights};
-use super::ids::check_ids;
+use super::ids::{check_ids, check_targets};
 use super::layer_norm::LayerNorm;
 use super::linear::{Activation, Linear};
 use super::lm_head::lm_head_nll;
@@ -175,14 +175,7 @@ impl Gpt {
         targets: &Tensor,
     ) -> Result<Tensor, ModelError> {
         let (b, t) = self.check_idx(inputs, "inputs")?;
-        if targets.dims() != inputs.dims() || targets.dtype() != DType::U32 {
-            return Err(ModelError::BadInput(format!(
-                "targets must be u32 {:?} like inputs, got {:?} {:?}",
-                inputs.dims(),
-                targets.dtype(),
-                targets.dims()
-            )));
-        }
+        check_targets(inputs, targets)?;
         if self.mode == Mode::Inference && self.uses_cpu_passes() {
             let (x, y) = (ids(inputs)?, ids(targets)?);
             let batch = TokenBatch {
@@ -294,7 +287,7 @@ pub(super) fn ids(t: &Tensor) -> Result<Vec<u32>, ModelError> {
 
 #[cfg(test)]
 mod tests {
-    use candle_core::Device;
+    use candle_core::{DType, Device};
 
     use super::*;
     use crate::rng::Rng;
