@@ -69,7 +69,7 @@ batch_size = 0
     let err = load(&text.replace("n_head = 5", "n_head = 4"), &[]).unwrap_err();
     for needle in [
         "run.device must be",
-        "the model's vocab_size (4096) is smaller than the GPT-2 tokenizer's vocabulary (50257)",
+        "the model's vocab_size (4096) is smaller than the tokenizer's vocabulary (50257, GPT-2's BPE)",
         "model.context_length (256) is longer than the model's maximum context (128)",
         "train.batch_size must be > 0",
     ] {

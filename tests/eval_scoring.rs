@@ -6,7 +6,7 @@ mod eval_support;
 use std::sync::Arc;
 
 use eval_support::{write_tasks_dir, PreferringScorer};
-use syllabus::data::{Gpt2Tokenizer, TokenStore};
+use syllabus::data::{TokenStore, Tokenizer};
 use syllabus::eval::choice::evaluate_choices;
 use syllabus::eval::lambada::evaluate_lambada;
 use syllabus::eval::perplexity::evaluate_stream;
@@ -16,12 +16,12 @@ use syllabus::eval::{
 };
 use syllabus::logging::MemorySink;
 
-fn tok() -> Gpt2Tokenizer {
-    Gpt2Tokenizer::new().expect("embedded vocabulary")
+fn tok() -> Tokenizer {
+    Tokenizer::gpt2().expect("embedded vocabulary")
 }
 
-fn preferring(tok: &Gpt2Tokenizer) -> PreferringScorer {
-    let favoured = tok.encode(" right");
+fn preferring(tok: &Tokenizer) -> PreferringScorer {
+    let favoured = tok.encode(" right").expect("encodes");
     assert_eq!(favoured.len(), 1, "\" right\" is one GPT-2 token");
     PreferringScorer::new(favoured, 64)
 }
@@ -84,9 +84,9 @@ fn stream_perplexity_normalises_by_bytes_and_characters() -> Result<(), EvalErro
     let tok = tok();
     // No " right" in the text: every token costs 3 nats.
     let text = "Paris is a café city. ".repeat(20);
-    let tokens = tok.encode(&text);
+    let tokens = tok.encode(&text).expect("encodes");
     let n = tokens.len();
-    let scorer = PreferringScorer::new(tok.encode(" right"), 16);
+    let scorer = PreferringScorer::new(tok.encode(" right").expect("encodes"), 16);
     let r = evaluate_stream("s", &tokens, &scorer, &tok, 4, 3)?;
     assert_eq!(r.tokens, n - 1);
     let first = tok.decode(&tokens[..1]);
@@ -122,9 +122,9 @@ fn whole_suite_on_hand_made_files() -> Result<(), EvalError> {
     let dir = tempfile::tempdir().expect("tempdir");
     write_tasks_dir(dir.path());
     let tok = tok();
-    let mut val_tokens = tok.encode("One document.");
+    let mut val_tokens = tok.encode("One document.").expect("encodes");
     val_tokens.push(syllabus::data::EOT_TOKEN);
-    val_tokens.extend(tok.encode("Another one right here."));
+    val_tokens.extend(tok.encode("Another one right here.").expect("encodes"));
     let val = TokenStore::create_from(&dir.path().join("val.bin"), 50257, &val_tokens)?;
     let opts = options(dir.path(), Task::ALL.to_vec(), Some(Arc::new(val)));
     let scorer = preferring(&tok);

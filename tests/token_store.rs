@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use syllabus::data::{
-    is_prepared, load_prepared, prepare, unigram_entropy, Blocks, DataError, Gpt2Tokenizer,
-    PrepareOptions, TokenStore, TokenStoreWriter, EOT_TOKEN, GPT2_VOCAB_SIZE,
+    is_prepared, load_prepared, prepare, unigram_entropy, Blocks, DataError, PrepareOptions,
+    TokenStore, TokenStoreWriter, Tokenizer, EOT_TOKEN, GPT2_VOCAB_SIZE,
 };
 
 const VOCAB: u32 = GPT2_VOCAB_SIZE as u32;
@@ -20,6 +20,7 @@ fn opts(inputs: Vec<PathBuf>, out_dir: &Path) -> PrepareOptions {
         seed: 1,
         out_dir: out_dir.to_path_buf(),
         overwrite: false,
+        tokenizer: None,
     }
 }
 
@@ -43,7 +44,7 @@ fn corpus(n: usize) -> Vec<String> {
 }
 
 /// Splits a store's tokens at EOT and decodes each document.
-fn decode_docs(tok: &Gpt2Tokenizer, store: &TokenStore) -> Vec<String> {
+fn decode_docs(tok: &Tokenizer, store: &TokenStore) -> Vec<String> {
     let mut all = vec![0u32; store.len()];
     store.read(0, &mut all);
     assert_eq!(all.last(), Some(&EOT_TOKEN), "stores end with EOT");
@@ -66,7 +67,7 @@ fn open_err(path: &Path) -> String {
 #[test]
 fn encode_store_decode_round_trip() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let tok = Gpt2Tokenizer::new().expect("tokenizer");
+    let tok = Tokenizer::gpt2().expect("tokenizer");
     let docs = [
         "Hello world.",
         "naïve café — 東京 🚀 Ünïcödé\n\ttabs and\r\nCRLF",
@@ -75,7 +76,7 @@ fn encode_store_decode_round_trip() {
     let path = dir.path().join("train.bin");
     let mut w = TokenStoreWriter::create(&path, VOCAB).expect("writer");
     for d in &docs {
-        w.push(&tok.encode(d)).expect("push");
+        w.push(&tok.encode(d).expect("encodes")).expect("push");
         w.push(&[EOT_TOKEN]).expect("push eot");
     }
     let n = w.finish().expect("finish");
@@ -170,7 +171,7 @@ fn val_split_is_by_document_disjoint_and_deterministic() {
     let texts = corpus(300);
     let input = dir.path().join("c.jsonl");
     write_jsonl(&input, &texts);
-    let tok = Gpt2Tokenizer::new().expect("tokenizer");
+    let tok = Tokenizer::gpt2().expect("tokenizer");
     let split = |out: &str, seed: u64| {
         let out = dir.path().join(out);
         let mut o = opts(vec![input.clone()], &out);
@@ -311,7 +312,7 @@ fn txt_gz_directories_and_val_inputs() {
     assert_eq!((m.train.documents, m.val.documents), (2, 2));
     assert_eq!(m.val_split, "files");
     assert_eq!(m.val_documents_also_in_train, 1);
-    let tok = Gpt2Tokenizer::new().expect("tokenizer");
+    let tok = Tokenizer::gpt2().expect("tokenizer");
     let data = load_prepared(&out).expect("load");
     assert_eq!(
         decode_docs(&tok, &data.train),

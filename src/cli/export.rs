@@ -6,10 +6,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use candle_core::Device;
 use clap::Args;
 
+use crate::data::TOKENIZER_FILE;
 use crate::fsutil::{commit_rename, tmp_path};
 use crate::model::hf::export_hf;
 use crate::plugins::Plugins;
-use crate::train::{checkpoint, CONFIG_FILE};
+use crate::train::{checkpoint, load_run_tokenizer, CONFIG_FILE};
 
 #[derive(Args)]
 pub(super) struct ExportArgs {
@@ -36,7 +37,7 @@ pub(super) fn export(a: ExportArgs, plugins: &Plugins) -> Result<()> {
             .ok_or_else(|| anyhow!("{}: no complete checkpoint to export", run.display()))?,
     };
     let ckpt = checkpoint::load(&path, &plugins.models, &Device::Cpu)?;
-    let Some(hf_config) = ckpt.arch.hf_config() else {
+    let Some(mut hf_config) = ckpt.arch.hf_config() else {
         bail!(
             "architecture `{}` has no Hugging Face counterpart to export to",
             ckpt.arch.name()
@@ -54,7 +55,17 @@ pub(super) fn export(a: ExportArgs, plugins: &Plugins) -> Result<()> {
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).with_context(|| tmp.display().to_string())?;
     }
+    // The run's own document separator, and its tokenizer.json when it has one (Hugging
+    // Face's `PreTrainedTokenizerFast(tokenizer_file=...)` loads it).
+    let eot = load_run_tokenizer(run)?.eot_token();
+    hf_config["bos_token_id"] = eot.into();
+    hf_config["eos_token_id"] = eot.into();
     export_hf(&hf_config, &ckpt.params, &tmp)?;
+    let run_tokenizer = run.join(TOKENIZER_FILE);
+    if run_tokenizer.is_file() {
+        let dest = tmp.join(TOKENIZER_FILE);
+        std::fs::copy(&run_tokenizer, &dest).with_context(|| dest.display().to_string())?;
+    }
     if a.out.exists() {
         std::fs::remove_dir_all(&a.out).with_context(|| a.out.display().to_string())?;
     }

@@ -17,6 +17,7 @@ mod analysis;
 mod export;
 mod perf;
 mod run;
+mod tokenizer;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -41,6 +42,9 @@ struct Cli {
 enum Command {
     /// Tokenize text (.txt, .jsonl, .gz, directories) into a memory-mapped token store.
     Prepare(run::PrepareArgs),
+    /// Train a byte-level BPE tokenizer (a tokenizer.json for `prepare --tokenizer`).
+    #[command(subcommand)]
+    Tokenizer(tokenizer::TokenizerCommand),
     /// Check a prepared-data directory completely: manifest checksum, every token store and
     /// document index (header, length, content checksum, token range) against the manifest.
     /// One line per file; exit status 1 if any fails.
@@ -91,6 +95,7 @@ where
 {
     match Cli::parse_from(args).command {
         Command::Prepare(a) => run::prepare(a),
+        Command::Tokenizer(c) => tokenizer::run(c),
         Command::Verify(a) => run::verify(a),
         Command::Train(a) => run::train_cmd(a, plugins),
         Command::Sample(a) => run::sample(a, plugins),

@@ -6,13 +6,15 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use crate::config::Config;
-use crate::data::{self, FileStatus, Gpt2Tokenizer, PrepareOptions};
+use crate::data::{self, FileStatus, PrepareOptions};
 use crate::device::{select_device, use_tf32_matmuls};
 use crate::generate::{generate, SampleOptions};
 use crate::model::BuildOptions;
 use crate::plugins::Plugins;
 use crate::rng::Rng;
-use crate::train::{checkpoint, train_with, TrainError, TrainOptions, CONFIG_FILE};
+use crate::train::{
+    checkpoint, load_run_tokenizer, train_with, TrainError, TrainOptions, CONFIG_FILE,
+};
 
 use super::{set_threads, ConfigArgs};
 
@@ -36,6 +38,10 @@ pub(super) struct PrepareArgs {
     /// Replace prepared data already in --out.
     #[arg(long)]
     overwrite: bool,
+    /// A Hugging Face tokenizer.json (e.g. from `syllabus tokenizer train`); default GPT-2's
+    /// BPE. Copied into --out and recorded in the manifest with its SHA-256.
+    #[arg(long, value_name = "TOKENIZER_JSON")]
+    tokenizer: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -96,6 +102,7 @@ pub(super) fn prepare(a: PrepareArgs) -> Result<()> {
         seed: a.seed,
         out_dir: a.out.clone(),
         overwrite: a.overwrite,
+        tokenizer: a.tokenizer,
     })?;
     println!(
         "prepared {}: train {} tokens in {} documents, val {} tokens in {} documents",
@@ -173,15 +180,17 @@ pub(super) fn sample(a: SampleArgs, plugins: &Plugins) -> Result<()> {
     }
     let device = select_device(&a.device)?;
     use_tf32_matmuls(&device);
-    let Some(path) = checkpoint::latest(super::run_directory(&a.run, CONFIG_FILE)?)? else {
+    let run_dir = super::run_directory(&a.run, CONFIG_FILE)?;
+    let Some(path) = checkpoint::latest(run_dir)? else {
         bail!("{}: no complete checkpoint to sample from", a.run.display());
     };
     let ckpt = checkpoint::load(&path, &plugins.models, &device)?;
     let model = ckpt.arch.build(&ckpt.params, BuildOptions::inference())?;
-    let tokenizer = Gpt2Tokenizer::new()?;
-    let mut prompt = tokenizer.encode(&a.prompt);
+    let tokenizer = load_run_tokenizer(run_dir)?;
+    let mut prompt = tokenizer.encode(&a.prompt)?;
     if prompt.is_empty() {
-        prompt.push(data::EOT_TOKEN); // unconditional sample: start from a document boundary
+        // Unconditional sample: start from a document boundary.
+        prompt.push(tokenizer.eot_token());
     }
     let opts = SampleOptions {
         max_new_tokens: a.tokens,

@@ -93,13 +93,19 @@ impl Config {
             )));
         }
         let mut config = deserialize(text, &table, overrides).map_err(parse_err)?;
-        let (arch, problems) = match config.model.resolve(models) {
+        let vocab = config.data.tokenizer_vocab();
+        let default_vocab = vocab
+            .as_ref()
+            .ok()
+            .filter(|_| config.data.tokenizer.is_some());
+        let (arch, problems) = match config.model.resolve(models, default_vocab.copied()) {
             Ok(arch) => {
                 let arch: Arc<dyn Architecture> = arch.into();
-                let problems = config.problems(arch.as_ref());
+                let problems = config.problems(arch.as_ref(), &vocab);
                 (Some(arch), problems)
             }
             Err(mut problems) => {
+                problems.extend(vocab.err());
                 problems.extend(config.problems_without_model());
                 (None, problems)
             }

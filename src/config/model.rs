@@ -27,7 +27,8 @@ pub struct ModelConfig {
     /// qlstm: `qlstm-tiny`, `qlstm-mini`, `qlstm-small`, `qlstm-medium`, `qlstm-large`,
     /// `qlstm-xl`). Without a preset, every shape field is required.
     pub preset: Option<String>,
-    /// gpt2: vocabulary size (>= 50257 for the GPT-2 BPE).
+    /// gpt2: vocabulary size (at least the tokenizer's: 50257 for the GPT-2 BPE). Default:
+    /// the preset's, or `data.tokenizer`'s vocabulary when that is set.
     pub vocab_size: Option<usize>,
     /// gpt2: maximum context (learned position table rows).
     pub n_positions: Option<usize>,
@@ -126,9 +127,19 @@ impl ModelConfig {
         ]
     }
 
-    /// The architecture from `models`, or every problem found.
-    pub fn resolve(&self, models: &ModelRegistry) -> Result<Box<dyn Architecture>, Vec<String>> {
-        models.create(&self.arch, &self.spec()?)
+    /// The architecture from `models`, or every problem found. `vocab_size`, when given, is
+    /// the default vocabulary (a tokenizer's) where the config sets none.
+    pub fn resolve(
+        &self,
+        models: &ModelRegistry,
+        vocab_size: Option<usize>,
+    ) -> Result<Box<dyn Architecture>, Vec<String>> {
+        let mut spec = self.spec()?;
+        if let Some(v) = vocab_size {
+            let v = toml::Value::Integer(v as i64);
+            spec.fields.entry("vocab_size").or_insert(v);
+        }
+        models.create(&self.arch, &spec)
     }
 
     /// Training context length: `context_length`, else the architecture's maximum.

@@ -95,6 +95,11 @@ pub struct DataConfig {
     /// Fraction of documents (not blocks) held out for validation. Default 0.05.
     #[serde(default = "default_val_fraction")]
     pub val_fraction: f64,
+    /// A Hugging Face `tokenizer.json` (e.g. from `syllabus tokenizer train`) to prepare the
+    /// inputs with; the model's `vocab_size` defaults to its vocabulary. Default: none, GPT-2's
+    /// BPE (50,257 tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<PathBuf>,
 }
 
 fn default_val_fraction() -> f64 {

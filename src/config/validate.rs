@@ -4,14 +4,28 @@
 use super::{Config, ScheduleKind};
 use crate::model::Architecture;
 
-/// Smallest vocabulary that can hold every GPT-2 BPE id (50256 = `<|endoftext|>`).
-const MIN_VOCAB: usize = 50257;
-
 impl Config {
-    /// Every problem of a config whose architecture resolved to `arch`.
-    pub(super) fn problems(&self, arch: &dyn Architecture) -> Vec<String> {
+    /// Every problem of a config whose architecture resolved to `arch`; `vocab` is the
+    /// tokenizer's vocabulary size, or why it could not be read.
+    pub(super) fn problems(
+        &self,
+        arch: &dyn Architecture,
+        vocab: &Result<usize, String>,
+    ) -> Vec<String> {
         let mut p = Vec::new();
         self.check_model(arch, &mut p);
+        match vocab {
+            Ok(v) if arch.vocab_size() < *v => p.push(format!(
+                "the model's vocab_size ({}) is smaller than the tokenizer's vocabulary ({v}{})",
+                arch.vocab_size(),
+                match &self.data.tokenizer {
+                    Some(t) => format!(", data.tokenizer = {}", t.display()),
+                    None => ", GPT-2's BPE".into(),
+                }
+            )),
+            Ok(_) => {}
+            Err(e) => p.push(e.clone()),
+        }
         if let Some(ctx) = self.model.context(arch) {
             self.check_resources(arch, ctx, &mut p);
             self.check_eval_stride(ctx, &mut p);
@@ -116,13 +130,6 @@ impl Config {
                 }
             }
         }
-        if arch.vocab_size() < MIN_VOCAB {
-            p.push(format!(
-                "the model's vocab_size ({}) is smaller than the GPT-2 tokenizer's vocabulary \
-                 ({MIN_VOCAB})",
-                arch.vocab_size()
-            ));
-        }
         match (self.model.context(arch), arch.max_context()) {
             (None, _) => p.push(format!(
                 "model.context_length is required for arch = {:?} (it has no maximum context)",
@@ -221,6 +228,19 @@ impl Config {
                 "eval.temperature must be > 0, got {}",
                 self.eval.temperature
             ));
+        }
+    }
+}
+
+impl super::DataConfig {
+    /// The vocabulary size of the tokenizer the data is prepared with: `tokenizer`'s, or
+    /// GPT-2's; or why the file could not be read.
+    pub(super) fn tokenizer_vocab(&self) -> Result<usize, String> {
+        match &self.tokenizer {
+            None => Ok(crate::data::GPT2_VOCAB_SIZE),
+            Some(path) => crate::data::Tokenizer::from_file(path)
+                .map(|t| t.vocab_size())
+                .map_err(|e| format!("data.tokenizer: {e}")),
         }
     }
 }

@@ -9,14 +9,14 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{DataError, DocIndex, TokenStore, EOT_TOKEN, GPT2_VOCAB_SIZE};
+use super::prepared_tokenizer::check_tokenizer_fields;
+use super::{DataError, DocIndex, TokenStore};
 use crate::fsutil::binheader::HeaderError;
 use crate::fsutil::{from_checksummed_json, ChecksumError};
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// The format this build writes; it reads 1 (no checksums) to this.
 pub const MANIFEST_FORMAT_VERSION: u32 = 2;
-pub const TOKENIZER_NAME: &str = "gpt2 (tiktoken r50k_base)";
 pub(crate) const TRAIN_STORE: &str = "train.bin";
 pub(crate) const VAL_STORE: &str = "val.bin";
 pub(crate) const TRAIN_DOCS: &str = "train.docs";
@@ -25,8 +25,15 @@ pub(crate) const VAL_DOCS: &str = "val.docs";
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Manifest {
     pub format_version: u32,
+    /// `"gpt2 (tiktoken r50k_base)"`, or `"huggingface tokenizer.json"` for a tokenizer file
+    /// copied into the directory as `tokenizer.json`.
     pub tokenizer: String,
+    /// `"sha256:<hex>"` of the copied `tokenizer.json`; absent for GPT-2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer_hash: Option<String>,
+    /// One more than the largest token id.
     pub vocab_size: u32,
+    /// The document separator that ends every document.
     pub eot_token: u32,
     /// Source names; the index is the source id used in the document indexes.
     pub sources: Vec<String>,
@@ -193,18 +200,7 @@ fn parse_checksum_field(field: &str) -> Option<u32> {
 
 fn check_manifest(path: &Path, m: &Manifest) -> Result<(), DataError> {
     let fail = |msg: String| Err(DataError::invalid(path, msg));
-    if m.tokenizer != TOKENIZER_NAME {
-        return fail(format!(
-            "tokenizer is {:?}, this build supports {TOKENIZER_NAME:?}",
-            m.tokenizer
-        ));
-    }
-    if m.vocab_size as usize != GPT2_VOCAB_SIZE || m.eot_token != EOT_TOKEN {
-        return fail(format!(
-            "vocab_size {} / eot_token {} do not match GPT-2 ({GPT2_VOCAB_SIZE} / {EOT_TOKEN})",
-            m.vocab_size, m.eot_token
-        ));
-    }
+    check_tokenizer_fields(m).map_err(|msg| DataError::invalid(path, msg))?;
     for (name, split) in [("train", &m.train), ("val", &m.val)] {
         if split.per_source.len() != m.sources.len() {
             return fail(format!(
@@ -363,10 +359,13 @@ pub(crate) fn check_docs(
     }
     // Every document ends with EOT: cheap (one read per document) and catches an index
     // paired with the wrong store.
-    if let Some(i) = (0..docs.len()).find(|&i| store.get(docs.doc_end(i) - 1) != EOT_TOKEN) {
+    if let Some(i) = (0..docs.len()).find(|&i| store.get(docs.doc_end(i) - 1) != m.eot_token) {
         return Err(inconsistent(
             path,
-            format!("document {i} does not end with <|endoftext|>"),
+            format!(
+                "document {i} does not end with the separator {}",
+                m.eot_token
+            ),
         ));
     }
     Ok(())

@@ -1,4 +1,4 @@
-//! Data pipeline: GPT-2 tokenizer, memory-mapped token stores, per-document indexes,
+//! Data pipeline: tokenizers, memory-mapped token stores, per-document indexes,
 //! fixed-length training blocks, corpus preparation and simple corpus statistics.
 //!
 //! On disk a prepared dataset is a directory holding `train.bin`, `val.bin` (token stores),
@@ -13,6 +13,7 @@ pub mod doc_index;
 mod inputs;
 pub mod manifest;
 pub mod prepare;
+mod prepared_tokenizer;
 mod split;
 pub mod stats;
 pub mod store;
@@ -28,12 +29,13 @@ pub use doc_index::DocIndex;
 pub use inputs::DEFAULT_SOURCE;
 pub use manifest::{
     is_prepared, load_prepared, missing_files, Manifest, PreparedData, SkipCounts, SourceFile,
-    SourceTotals, SplitInfo, MANIFEST_FILE, MANIFEST_FORMAT_VERSION, TOKENIZER_NAME,
+    SourceTotals, SplitInfo, MANIFEST_FILE, MANIFEST_FORMAT_VERSION,
 };
 pub use prepare::{prepare, PrepareOptions};
+pub use prepared_tokenizer::{prepared_tokenizer, TOKENIZER_FILE};
 pub use stats::{unigram_entropy, unigram_entropy_of_counts};
 pub use store::{TokenStore, TokenStoreWriter, STORE_FORMAT_VERSION, STORE_HEADER_LEN};
-pub use tokenizer::{Gpt2Tokenizer, EOT_TOKEN, GPT2_VOCAB_SIZE};
+pub use tokenizer::{tokenizer_file_hash, Tokenizer, EOT_TOKEN, GPT2_VOCAB_SIZE};
 pub use verify::{verify_prepared, FileCheck, FileStatus};
 
 /// Everything that can go wrong in the data pipeline. Every variant that concerns a file

@@ -16,9 +16,9 @@ use super::manifest::{
 };
 use super::split::{held_out, text_hash};
 use super::{
-    commit_rename, DataError, DocIndex, Gpt2Tokenizer, Manifest, SkipCounts, SourceFile,
-    SourceTotals, SplitInfo, TokenStoreWriter, EOT_TOKEN, GPT2_VOCAB_SIZE, MANIFEST_FILE,
-    MANIFEST_FORMAT_VERSION, TOKENIZER_NAME,
+    commit_rename, tokenizer_file_hash, DataError, DocIndex, Manifest, SkipCounts, SourceFile,
+    SourceTotals, SplitInfo, TokenStoreWriter, Tokenizer, MANIFEST_FILE, MANIFEST_FORMAT_VERSION,
+    TOKENIZER_FILE,
 };
 use crate::fsutil::{tmp_path, to_checksummed_json, DirLock};
 
@@ -38,6 +38,8 @@ pub struct PrepareOptions {
     pub seed: u64,
     pub out_dir: PathBuf,
     pub overwrite: bool,
+    /// A Hugging Face `tokenizer.json` (copied into `out_dir`); `None` means GPT-2's BPE.
+    pub tokenizer: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -143,20 +145,20 @@ struct SplitBuilder {
 }
 
 impl SplitBuilder {
-    fn create(dir: &Path, name: &str) -> Result<Self, DataError> {
+    fn create(dir: &Path, name: &str, vocab_size: u32) -> Result<Self, DataError> {
         Ok(SplitBuilder {
-            writer: TokenStoreWriter::create(&dir.join(name), GPT2_VOCAB_SIZE as u32)?,
+            writer: TokenStoreWriter::create(&dir.join(name), vocab_size)?,
             starts: Vec::new(),
             sources: Vec::new(),
             per_source: Vec::new(),
         })
     }
 
-    fn push_doc(&mut self, ids: &[u32], source: u32) -> Result<(), DataError> {
+    fn push_doc(&mut self, ids: &[u32], source: u32, eot: u32) -> Result<(), DataError> {
         self.starts.push(self.writer.count() as usize);
         self.sources.push(source);
         self.writer.push(ids)?;
-        self.writer.push(&[EOT_TOKEN])?;
+        self.writer.push(&[eot])?;
         let s = source as usize;
         if self.per_source.len() <= s {
             self.per_source.resize(s + 1, SourceTotals::default());
@@ -169,7 +171,9 @@ impl SplitBuilder {
 
 struct State<'a> {
     opts: &'a PrepareOptions,
-    tokenizer: Gpt2Tokenizer,
+    tokenizer: Tokenizer,
+    /// `"sha256:..."` of `opts.tokenizer`.
+    tokenizer_hash: Option<String>,
     sources: Vec<String>,
     source_ids: HashMap<String, u32>,
     train: SplitBuilder,
@@ -186,13 +190,21 @@ fn run(
     train_files: &[InputFile],
     val_files: &[InputFile],
 ) -> Result<Manifest, DataError> {
+    let tokenizer = Tokenizer::load(opts.tokenizer.as_deref())?;
+    let tokenizer_hash = opts
+        .tokenizer
+        .as_deref()
+        .map(tokenizer_file_hash)
+        .transpose()?;
+    let vocab = tokenizer.vocab_size() as u32;
     let mut st = State {
         opts,
-        tokenizer: Gpt2Tokenizer::new()?,
+        tokenizer,
+        tokenizer_hash,
         sources: Vec::new(),
         source_ids: HashMap::new(),
-        train: SplitBuilder::create(&opts.out_dir, TRAIN_STORE)?,
-        val: SplitBuilder::create(&opts.out_dir, VAL_STORE)?,
+        train: SplitBuilder::create(&opts.out_dir, TRAIN_STORE, vocab)?,
+        val: SplitBuilder::create(&opts.out_dir, VAL_STORE, vocab)?,
         files: Vec::new(),
         skipped: SkipCounts::default(),
         train_hashes: HashSet::new(),
@@ -242,8 +254,9 @@ impl State<'_> {
         // par_iter + collect keeps input order, so the output does not depend on threads.
         let encoded: Vec<(Vec<u32>, u64)> = batch
             .par_iter()
-            .map(|d| (tok.encode(&d.text), text_hash(&d.text)))
-            .collect();
+            .map(|d| Ok((tok.encode(&d.text)?, text_hash(&d.text))))
+            .collect::<Result<_, DataError>>()?;
+        let eot = tok.eot_token();
         for (doc, (ids, hash)) in batch.into_iter().zip(encoded) {
             if doc.text.trim().is_empty() {
                 info.skipped.empty_documents += 1;
@@ -267,7 +280,7 @@ impl State<'_> {
             } else {
                 &mut self.train
             };
-            split.push_doc(&ids, source)?;
+            split.push_doc(&ids, source, eot)?;
             info.documents += 1;
             info.text_bytes += doc.text.len() as u64;
         }
@@ -343,9 +356,10 @@ impl State<'_> {
         let created_unix = crate::fsutil::unix_now();
         Manifest {
             format_version: MANIFEST_FORMAT_VERSION,
-            tokenizer: TOKENIZER_NAME.to_string(),
-            vocab_size: GPT2_VOCAB_SIZE as u32,
-            eot_token: EOT_TOKEN,
+            tokenizer: self.tokenizer.name().to_string(),
+            tokenizer_hash: self.tokenizer_hash.clone(),
+            vocab_size: self.tokenizer.vocab_size() as u32,
+            eot_token: self.tokenizer.eot_token(),
             sources: self.sources.clone(),
             train: self.split_info(&self.train, TRAIN_STORE, TRAIN_DOCS, train_docs_crc),
             val: self.split_info(&self.val, VAL_STORE, VAL_DOCS, val_docs_crc),
@@ -380,6 +394,10 @@ impl State<'_> {
         let (val_tmp, val_crc) = val_idx.write_tmp(&dir.join(VAL_DOCS))?;
         temps.0.push(val_tmp);
         let manifest = self.manifest((train_crc, val_crc));
+        let tokenizer_tmp = match (&self.opts.tokenizer, &self.tokenizer_hash) {
+            (Some(src), Some(hash)) => Some(copy_tokenizer(src, hash, &dir, &mut temps)?),
+            _ => None,
+        };
         let manifest_tmp = tmp_path(&dir.join(MANIFEST_FILE));
         temps.0.push(manifest_tmp.clone());
         write_json_synced(&manifest_tmp, &manifest)?;
@@ -394,10 +412,39 @@ impl State<'_> {
         self.val.writer.finish()?;
         commit_rename(&temps.0[0], &dir.join(TRAIN_DOCS))?;
         commit_rename(&temps.0[1], &dir.join(VAL_DOCS))?;
+        let tokenizer_dest = dir.join(TOKENIZER_FILE);
+        match tokenizer_tmp {
+            Some(tmp) => commit_rename(&tmp, &tokenizer_dest)?,
+            // A GPT-2 prepare over a directory prepared with a tokenizer file.
+            None if tokenizer_dest.exists() => std::fs::remove_file(&tokenizer_dest)
+                .map_err(|e| DataError::io(&tokenizer_dest, e))?,
+            None => {}
+        }
         commit_rename(&manifest_tmp, &old)?;
         temps.0.clear();
         Ok(manifest)
     }
+}
+
+/// Copies the tokenizer file to a temp name in `dir` (registered in `temps`), returning it.
+/// The hash recorded in the manifest was taken from `src` before tokenizing; the copy is
+/// checked against it so a file replaced meanwhile cannot slip in.
+fn copy_tokenizer(
+    src: &Path,
+    hash: &str,
+    dir: &Path,
+    temps: &mut TempFiles,
+) -> Result<PathBuf, DataError> {
+    let tmp = tmp_path(&dir.join(TOKENIZER_FILE));
+    temps.0.push(tmp.clone());
+    std::fs::copy(src, &tmp).map_err(|e| DataError::io(&tmp, e))?;
+    if tokenizer_file_hash(&tmp)? != hash {
+        return Err(DataError::invalid(
+            src,
+            "the tokenizer file changed while the corpus was being prepared",
+        ));
+    }
+    Ok(tmp)
 }
 
 /// Writes the manifest with its own checksum (ending in a newline) and fsyncs it.

@@ -4,7 +4,7 @@
 //! 4 = u32), vocab_size u32 at 16, reserved u32 at 20, token_count u64 at 24, zeros to 40,
 //! content CRC32 (of every byte after the header) u32 at 40, zeros to 60, header CRC32 at 60.
 //! Token ids follow, little-endian, with no per-document framing: documents are separated by
-//! `EOT_TOKEN`, GPT-2 style.
+//! the tokenizer's document separator (the manifest's `eot_token`), GPT-2 style.
 //!
 //! Format 1 (earlier builds) is the same without the content CRC (zeros at 40). It is still
 //! read, with the token range checked but not the content: re-preparing adds the checksum.

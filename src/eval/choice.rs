@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::scorer::{score_all, Request, Scorer};
 use super::EvalError;
-use crate::data::Gpt2Tokenizer;
+use crate::data::Tokenizer;
 
 /// One multiple-choice example.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,7 +119,7 @@ pub fn evaluate_choices(
     examples: &[ChoiceExample],
     primary: Normalisation,
     scorer: &dyn Scorer,
-    tok: &Gpt2Tokenizer,
+    tok: &Tokenizer,
     batch_size: usize,
 ) -> Result<TaskReport, EvalError> {
     let t0 = Instant::now();
@@ -129,8 +129,8 @@ pub fn evaluate_choices(
     let requests: Vec<Request> = examples
         .iter()
         .flat_map(|ex| ex.options.iter())
-        .map(|(c, x)| Request::new(tok.encode(c), tok.encode(x)))
-        .collect();
+        .map(|(c, x)| Request::encode(tok, c, x))
+        .collect::<Result<_, _>>()?;
     let scores = score_all(scorer, &requests, batch_size)?;
     let (mut raw, mut norm, mut k, mut baseline) = (0, 0, 0, 0.0);
     for ex in examples {

@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::choice::{truncations, TaskReport};
 use super::scorer::{score_all, Request, Scorer};
 use super::EvalError;
-use crate::data::Gpt2Tokenizer;
+use crate::data::Tokenizer;
 
 /// A passage split into context and target word.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,7 +39,7 @@ impl ClozeExample {
 pub fn evaluate_lambada(
     examples: &[ClozeExample],
     scorer: &dyn Scorer,
-    tok: &Gpt2Tokenizer,
+    tok: &Tokenizer,
     batch_size: usize,
 ) -> Result<TaskReport, EvalError> {
     let t0 = Instant::now();
@@ -48,8 +48,8 @@ pub fn evaluate_lambada(
     }
     let requests: Vec<Request> = examples
         .iter()
-        .map(|ex| Request::new(tok.encode(&ex.context), tok.encode(&ex.target)))
-        .collect();
+        .map(|ex| Request::encode(tok, &ex.context, &ex.target))
+        .collect::<Result<_, _>>()?;
     let scores = score_all(scorer, &requests, batch_size)?;
     let correct = scores.iter().filter(|s| s.greedy).count();
     let n = examples.len();

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::scorer::{score_all, Request, Scorer};
 use super::EvalError;
-use crate::data::{Gpt2Tokenizer, EOT_TOKEN};
+use crate::data::Tokenizer;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PerplexityReport {
@@ -82,14 +82,12 @@ pub fn sliding_window_requests(
     }
 }
 
-/// (bytes, chars) of the text that `targets` decode to, `<|endoftext|>` counting 1 each.
-pub fn text_length(tok: &Gpt2Tokenizer, targets: &[u32]) -> Result<(usize, usize), EvalError> {
-    let eot = targets.iter().filter(|&&t| t == EOT_TOKEN).count();
-    let text: Vec<u32> = targets
-        .iter()
-        .copied()
-        .filter(|&t| t != EOT_TOKEN)
-        .collect();
+/// (bytes, chars) of the text that `targets` decode to, the document separator counting 1
+/// each.
+pub fn text_length(tok: &Tokenizer, targets: &[u32]) -> Result<(usize, usize), EvalError> {
+    let sep = tok.eot_token();
+    let eot = targets.iter().filter(|&&t| t == sep).count();
+    let text: Vec<u32> = targets.iter().copied().filter(|&t| t != sep).collect();
     let bytes = tok.decode_bytes(&text)?;
     // Documents end on character boundaries; only a stream cut mid-character (its first token)
     // can leave a partial character, counted as one U+FFFD.
@@ -102,7 +100,7 @@ pub fn evaluate_stream(
     set: &str,
     tokens: &[u32],
     scorer: &dyn Scorer,
-    tok: &Gpt2Tokenizer,
+    tok: &Tokenizer,
     stride: usize,
     batch_size: usize,
 ) -> Result<PerplexityReport, EvalError> {
@@ -168,10 +166,10 @@ mod tests {
 
     #[test]
     fn text_length_counts_bytes_chars_and_document_breaks() -> Result<(), EvalError> {
-        let tok = Gpt2Tokenizer::new()?;
-        let mut ids = tok.encode("café");
-        ids.push(EOT_TOKEN);
-        ids.extend(tok.encode(" 東京"));
+        let tok = Tokenizer::gpt2()?;
+        let mut ids = tok.encode("café")?;
+        ids.push(tok.eot_token());
+        ids.extend(tok.encode(" 東京")?);
         // "café" 5 bytes / 4 chars, EOT 1 / 1, " 東京" 7 bytes / 3 chars.
         assert_eq!(text_length(&tok, &ids)?, (13, 8));
         Ok(())

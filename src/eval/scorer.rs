@@ -9,9 +9,10 @@
 use serde::Serialize;
 
 use super::EvalError;
-use crate::data::EOT_TOKEN;
+use crate::data::Tokenizer;
 
-/// Score `continuation` after `context` (GPT-2 token ids).
+/// Score `continuation` after `context` (token ids). The context is never empty: a task
+/// without one conditions on the document separator, as lm-eval does for GPT-2.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
     pub context: Vec<u32>,
@@ -31,17 +32,22 @@ impl Request {
         (self.context.len() + self.continuation.len()).saturating_sub(1)
     }
 
-    /// The request as a model with `max_input` positions sees it: an empty context becomes
-    /// `<|endoftext|>` (the document boundary GPT-2 conditions on, as lm-eval does), then tokens
-    /// are dropped from the left until `input_len() <= max_input`. At least one context token
-    /// is kept; a continuation longer than `max_input` loses its leading tokens (reported by
+    /// Encodes a task's text pair; an empty context becomes the tokenizer's document
+    /// separator (the boundary a language model conditions on at the start of a document).
+    pub fn encode(tok: &Tokenizer, context: &str, continuation: &str) -> Result<Self, EvalError> {
+        let mut context = tok.encode(context)?;
+        if context.is_empty() {
+            context.push(tok.eot_token());
+        }
+        Ok(Request::new(context, tok.encode(continuation)?))
+    }
+
+    /// The request as a model with `max_input` positions sees it: tokens are dropped from the
+    /// left until `input_len() <= max_input`. At least one context token is kept; a
+    /// continuation longer than `max_input` loses its leading tokens (reported by
     /// [`Request::continuation_cut`]).
     pub fn fitted(&self, max_input: usize) -> Request {
-        let context: &[u32] = if self.context.is_empty() {
-            &[EOT_TOKEN]
-        } else {
-            &self.context
-        };
+        let context = &self.context;
         let all: Vec<u32> = context.iter().chain(&self.continuation).copied().collect();
         let keep = all.len().min(max_input.max(1) + 1);
         let tail = &all[all.len() - keep..];
@@ -101,6 +107,11 @@ pub fn score_all(
             "request {i} has an empty continuation: there is nothing to score"
         )));
     }
+    if let Some(i) = requests.iter().position(|r| r.context.is_empty()) {
+        return Err(EvalError::Invalid(format!(
+            "request {i} has an empty context: give the document separator instead"
+        )));
+    }
     let max = scorer.max_input_len();
     let fitted: Vec<Request> = requests.iter().map(|r| r.fitted(max)).collect();
     // Longest first, ties in input order: deterministic, and each batch pads little.
@@ -143,10 +154,6 @@ mod tests {
         let long = Request::new(vec![1], vec![2, 3, 4, 5]);
         assert_eq!(long.fitted(2), Request::new(vec![3], vec![4, 5]));
         assert!(long.continuation_cut(2));
-
-        let empty = Request::new(vec![], vec![9]);
-        assert_eq!(empty.fitted(8), Request::new(vec![EOT_TOKEN], vec![9]));
-        assert!(!empty.context_cut(8));
     }
 
     /// Records the batches it sees and scores a request by its length.
@@ -208,6 +215,11 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("empty continuation"));
+        let no_context = vec![Request::new(vec![], vec![1])];
+        assert!(score_all(&rec, &no_context, 4)
+            .unwrap_err()
+            .to_string()
+            .contains("empty context"));
         assert!(score_all(&rec, &[], 0).is_err());
     }
 }

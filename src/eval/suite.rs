@@ -14,7 +14,7 @@ use super::lambada::evaluate_lambada;
 use super::perplexity::{evaluate_stream, PerplexityReport};
 use super::scorer::Scorer;
 use super::{datasets, EvalError};
-use crate::data::{Gpt2Tokenizer, TokenStore};
+use crate::data::{TokenStore, Tokenizer};
 use crate::model::LanguageModel;
 
 /// The tasks of the suite, in the order they run.
@@ -237,7 +237,7 @@ pub struct SuiteReport {
 /// Runs the suite on `gpt` (built with `Gpt::new_inference`).
 pub fn run_suite(
     gpt: &dyn LanguageModel,
-    tok: &Gpt2Tokenizer,
+    tok: &Tokenizer,
     opts: &SuiteOptions,
     device: &Device,
 ) -> Result<SuiteReport, EvalError> {
@@ -248,7 +248,7 @@ pub fn run_suite(
 /// Runs the suite with any [`Scorer`].
 pub fn run_suite_with(
     scorer: &dyn Scorer,
-    tok: &Gpt2Tokenizer,
+    tok: &Tokenizer,
     opts: &SuiteOptions,
 ) -> Result<SuiteReport, EvalError> {
     let t0 = Instant::now();
@@ -299,7 +299,7 @@ enum Outcome {
 fn run_task(
     task: Task,
     scorer: &dyn Scorer,
-    tok: &Gpt2Tokenizer,
+    tok: &Tokenizer,
     opts: &SuiteOptions,
 ) -> Result<Outcome, EvalError> {
     let path = task.file().map(|f| opts.tasks_dir.join(f));
@@ -319,7 +319,7 @@ fn run_task(
         // Every option scores the same continuation: normalising would change nothing.
         Task::Winogrande => choices(datasets::winogrande(path, limit)?, Normalisation::None),
         Task::Wikitext2 => {
-            let tokens = tok.encode(&datasets::raw_text(path)?);
+            let tokens = tok.encode(&datasets::raw_text(path)?)?;
             stream(task, &tokens, scorer, tok, opts)
         }
         Task::Val => {
@@ -347,7 +347,7 @@ fn stream(
     task: Task,
     tokens: &[u32],
     scorer: &dyn Scorer,
-    tok: &Gpt2Tokenizer,
+    tok: &Tokenizer,
     opts: &SuiteOptions,
 ) -> Result<Outcome, EvalError> {
     let tokens = &tokens[..prefix_len(tokens.len(), opts.ppl_max_tokens)];

@@ -5,12 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use super::header::LedgerHeader;
-use crate::data::{load_prepared, Blocks, Gpt2Tokenizer, Manifest, MANIFEST_FILE};
+use crate::data::{load_prepared, prepared_tokenizer, Blocks, Manifest, Tokenizer, MANIFEST_FILE};
 
 /// What the report could load about the run's data.
 pub(super) struct RunData {
     sources: Vec<String>,
-    text: Option<(Blocks, Gpt2Tokenizer)>,
+    text: Option<(Blocks, Tokenizer)>,
     /// Why names or previews are missing.
     pub note: Option<String>,
 }
@@ -107,7 +107,7 @@ fn read_source_names(prepared: &Path) -> Result<Vec<String>, String> {
     Ok(manifest.sources)
 }
 
-fn load_text(prepared: &Path, header: &LedgerHeader) -> Result<(Blocks, Gpt2Tokenizer), String> {
+fn load_text(prepared: &Path, header: &LedgerHeader) -> Result<(Blocks, Tokenizer), String> {
     let no_previews = |e: String| format!("no previews: {e}");
     let data = load_prepared(prepared).map_err(|e| no_previews(e.to_string()))?;
     let blocks = Blocks::new(data.train, header.block_len as usize)
@@ -122,7 +122,8 @@ fn load_text(prepared: &Path, header: &LedgerHeader) -> Result<(Blocks, Gpt2Toke
             header.block_count
         )));
     }
-    let tok = Gpt2Tokenizer::new().map_err(|e| no_previews(e.to_string()))?;
+    let tok =
+        prepared_tokenizer(prepared, &data.manifest).map_err(|e| no_previews(e.to_string()))?;
     Ok((blocks, tok))
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::{checkpoint, TrainError};
 use crate::config::Config;
-use crate::data::{self, Gpt2Tokenizer, TokenStore};
+use crate::data::{self, TokenStore};
 use crate::eval::{locate_tasks_dir, log_scalars, resolve, run_suite, write_eval_json};
 use crate::eval::{EvalError, TaskSelection};
 use crate::eval::{SuiteOptions, SuiteReport};
@@ -88,7 +88,8 @@ pub fn evaluate_checkpoint(
     let mut opts = suite_options(&config, val)?;
     opts.quiet = overrides.quiet;
     let model = ckpt.arch.build(&ckpt.params, BuildOptions::inference())?;
-    let report = run_suite(model.as_ref(), &Gpt2Tokenizer::new()?, &opts, device)?;
+    let tokenizer = super::load_run_tokenizer(run_dir)?;
+    let report = run_suite(model.as_ref(), &tokenizer, &opts, device)?;
     let eval_json = write_eval_json(run_dir, step, Some(&path), &report)?;
     let mut logger = MetricsLogger::open(
         run_dir,

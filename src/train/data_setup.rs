@@ -1,8 +1,9 @@
-//! Data setup: the prepared token store (prepared on first use) and each block's source.
+//! Data setup: the prepared token store (prepared on first use), checked against the
+//! config's tokenizer and model.
 
 use super::TrainError;
 use crate::config::Config;
-use crate::data::{self, PrepareOptions, PreparedData};
+use crate::data::{self, tokenizer_file_hash, PrepareOptions, PreparedData};
 
 /// Loads the prepared token store, preparing it from `data.inputs` first when it is missing.
 pub fn load_data(config: &Config) -> Result<PreparedData, TrainError> {
@@ -41,6 +42,7 @@ pub fn load_data(config: &Config) -> Result<PreparedData, TrainError> {
             seed: config.run.seed,
             out_dir: d.prepared_dir.clone(),
             overwrite: false,
+            tokenizer: d.tokenizer.clone(),
         })?;
         eprintln!(
             "prepared: train {} tokens ({} docs), val {} tokens ({} docs)",
@@ -51,6 +53,7 @@ pub fn load_data(config: &Config) -> Result<PreparedData, TrainError> {
         );
     }
     let data = data::load_prepared(&d.prepared_dir)?;
+    check_tokenizer(config, &data.manifest)?;
     let vocab = config.arch().vocab_size() as u32;
     if data.train.vocab_size() > vocab {
         return Err(TrainError::DataSetup(format!(
@@ -59,4 +62,37 @@ pub fn load_data(config: &Config) -> Result<PreparedData, TrainError> {
         )));
     }
     Ok(data)
+}
+
+/// The prepared data must be tokenized with the tokenizer the config names (`data.tokenizer`,
+/// or GPT-2's BPE when unset): the model's vocabulary was sized from it.
+fn check_tokenizer(config: &Config, m: &data::Manifest) -> Result<(), TrainError> {
+    let wanted = config
+        .data
+        .tokenizer
+        .as_deref()
+        .map(tokenizer_file_hash)
+        .transpose()?;
+    if wanted == m.tokenizer_hash {
+        return Ok(());
+    }
+    let describe = |hash: &Option<String>| match hash {
+        Some(h) => format!("a tokenizer.json ({h})"),
+        None => "GPT-2's BPE".to_string(),
+    };
+    Err(TrainError::DataSetup(format!(
+        "data.prepared_dir {} was prepared with {} but the config asks for {}{}: prepare it \
+         again with `syllabus prepare --overwrite` or point data.prepared_dir elsewhere",
+        config.data.prepared_dir.display(),
+        describe(&m.tokenizer_hash),
+        describe(&wanted),
+        config
+            .data
+            .tokenizer
+            .as_ref()
+            .map_or(String::new(), |p| format!(
+                " (data.tokenizer = {})",
+                p.display()
+            ))
+    )))
 }

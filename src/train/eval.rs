@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::batch::load_batch;
 use super::TrainError;
 use crate::config::Config;
-use crate::data::{Blocks, Gpt2Tokenizer, EOT_TOKEN};
+use crate::data::{Blocks, Tokenizer};
 use crate::generate::{generate, SampleOptions};
 use crate::model::LanguageModel;
 use crate::rng::Rng;
@@ -56,15 +56,15 @@ pub fn evaluate(
 /// training RNG.
 pub fn sample_text(
     gpt: &dyn LanguageModel,
-    tokenizer: &Gpt2Tokenizer,
+    tokenizer: &Tokenizer,
     config: &Config,
     step: u64,
     device: &Device,
 ) -> Result<String, TrainError> {
     let c = &config.eval;
-    let mut prompt = tokenizer.encode(&c.sample_prompt);
+    let mut prompt = tokenizer.encode(&c.sample_prompt)?;
     if prompt.is_empty() {
-        prompt.push(EOT_TOKEN);
+        prompt.push(tokenizer.eot_token());
     }
     let mut rng = Rng::new(config.run.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let opts = SampleOptions {

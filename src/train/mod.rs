@@ -10,6 +10,7 @@ pub mod eval;
 mod resume;
 mod run_dir;
 mod run_log;
+mod run_tokenizer;
 mod session;
 mod trainer;
 
@@ -18,6 +19,7 @@ pub use checkpoint_eval::{evaluate_checkpoint, suite_options, CheckpointEval, Ev
 pub use data_setup::load_data;
 pub use eval::{evaluate, EvalResult};
 pub use run_dir::{same_config, CONFIG_FILE};
+pub use run_tokenizer::{load_run_tokenizer, save_run_tokenizer};
 pub use session::Session;
 pub use trainer::{train, train_with, TrainOptions, TrainSummary};
 

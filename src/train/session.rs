@@ -14,10 +14,10 @@ use super::budget_files::{
 use super::checkpoint::{self, LogWindow, TrainState};
 use super::data_setup::load_data;
 use super::resume::{load_for_resume, run_id};
-use super::{run_dir, TrainError, TrainOptions, SUMMARY_FILE};
+use super::{run_dir, save_run_tokenizer, TrainError, TrainOptions, SUMMARY_FILE};
 use crate::budget::{self, Activity, BudgetMeter, BudgetUsage, ReferenceSource, StopReason};
 use crate::config::Config;
-use crate::data::{Blocks, PreparedData};
+use crate::data::{self, Blocks, PreparedData, Tokenizer};
 use crate::device::{select_device, use_tf32_matmuls};
 use crate::eval::SuiteOptions;
 use crate::fsutil::DirLock;
@@ -64,6 +64,8 @@ pub struct Session {
     suite: SuiteOptions,
     /// Set when the run continued from a checkpoint.
     resumed_from: Option<PathBuf>,
+    /// The prepared data's tokenizer (samples are decoded with it).
+    tokenizer: Tokenizer,
     /// This process's exclusive hold on the run directory, for the life of the session.
     _lock: DirLock,
 }
@@ -81,6 +83,7 @@ impl Session {
         let device = select_device(&config.run.device)?;
         use_tf32_matmuls(&device); // as `train.precision` documents
         let data = load_data(config)?;
+        let tokenizer = data::prepared_tokenizer(&config.data.prepared_dir, &data.manifest)?;
         let block_len = config.context() + 1;
         let train_blocks = Blocks::new(data.train.clone(), block_len)?;
         let val_blocks = Blocks::new(data.val.clone(), block_len)?;
@@ -113,6 +116,7 @@ impl Session {
         // --overwrite) stops here, before it reads or replaces anything.
         let lock = DirLock::acquire(&run_dir, "train")?;
         run_dir::prepare(&run_dir, &config_toml, resume, overwrite)?;
+        save_run_tokenizer(&run_dir, &config.data.prepared_dir, &data.manifest)?;
         match resume {
             false => write_budget_files(&run_dir, &plan)?,
             true => refresh_budget_file(&run_dir, &plan)?,
@@ -174,6 +178,7 @@ impl Session {
             budget: meter,
             suite,
             resumed_from: None,
+            tokenizer,
             _lock: lock,
         };
         if let Some(loaded) = loaded {
@@ -307,6 +312,10 @@ impl Session {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
     }
 
     pub fn data(&self) -> &PreparedData {

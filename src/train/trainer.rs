@@ -12,7 +12,7 @@ use super::run_log::RunLog;
 use super::{checkpoint, evaluate, EvalResult, Session, TrainError, SUMMARY_FILE};
 use crate::budget::{Activity, BudgetUsage, StopReason};
 use crate::config::Config;
-use crate::data::Gpt2Tokenizer;
+use crate::data::Tokenizer;
 use crate::eval;
 use crate::model::LanguageModel;
 use crate::plugins::Plugins;
@@ -79,7 +79,7 @@ pub fn train_with(
     let mut s = Session::open(config, plugins, opts)?;
     s.check_work_left(opts)?;
     let [gpt, scorer] = s.models()?;
-    let tokenizer = Gpt2Tokenizer::new()?;
+    let tokenizer = s.tokenizer().clone();
     let mut log = RunLog::open(&s)?;
     let eval_every = match config.eval.points {
         0 => config.eval.every,
@@ -156,7 +156,7 @@ fn validate(
     s: &mut Session,
     log: &mut RunLog,
     scorer: &dyn LanguageModel,
-    tokenizer: &Gpt2Tokenizer,
+    tokenizer: &Tokenizer,
 ) -> Result<EvalResult, TrainError> {
     let t = Instant::now();
     let (c, step) = (&s.config().eval, s.step());
@@ -191,7 +191,7 @@ fn run_suite(
     s: &mut Session,
     log: &mut RunLog,
     scorer: &dyn LanguageModel,
-    tokenizer: &Gpt2Tokenizer,
+    tokenizer: &Tokenizer,
 ) -> Result<(), TrainError> {
     let t = Instant::now();
     let report = eval::run_suite(scorer, tokenizer, s.suite(), s.device())?;
