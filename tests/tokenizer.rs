@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use syllabus::config::Config;
 use syllabus::data::tokenizer::train::{train_tokenizer, TrainOptions};
 use syllabus::data::{
-    load_prepared, prepare, prepared_tokenizer, tokenizer_file_hash, PrepareOptions, Tokenizer,
-    TOKENIZER_FILE,
+    load_prepared, prepare, prepared_tokenizer, tokenizer_file_hash, verify_prepared,
+    PrepareOptions, Tokenizer, TOKENIZER_FILE,
 };
 use syllabus::train::{train, TrainOptions as RunOptions};
 
@@ -111,10 +111,25 @@ fn prepare_records_the_tokenizer_and_refuses_a_replaced_file() {
     let corpus = std::fs::read_to_string(dir.path().join("train.txt")).unwrap();
     assert_eq!(tok.decode(&ids[..ids.len() - 1]), corpus);
 
-    // Another tokenizer file in its place is refused.
+    let checks = verify_prepared(&prepared).unwrap();
+    assert!(checks.iter().all(|c| c.passed()), "{checks:?}");
+    assert_eq!(
+        checks.len(),
+        6,
+        "manifest, 2 stores, 2 indexes, the tokenizer"
+    );
+
+    // Another tokenizer file in its place is refused, by loading and by `verify`.
     std::fs::write(prepared.join(TOKENIZER_FILE), b"{}").unwrap();
     let err = prepared_tokenizer(&prepared, m).unwrap_err().to_string();
     assert!(err.contains("the file was replaced"), "{err}");
+    let failed: Vec<_> = verify_prepared(&prepared)
+        .unwrap()
+        .into_iter()
+        .filter(|c| !c.passed())
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].to_string().contains("tokenizer.json"));
 
     // Preparing again with GPT-2's BPE leaves no stale tokenizer file.
     prepare_with(dir.path(), None, true);

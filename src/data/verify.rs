@@ -3,7 +3,8 @@
 //! Unlike `load_prepared`, which stops at the first problem, every file is checked and
 //! reported: the manifest (its checksum and internal consistency), then each split's token
 //! store (header, length, content checksum, token range) and document index (header, length,
-//! content checksum, structure), each against the manifest's counts and checksums. When the
+//! content checksum, structure), each against the manifest's counts and checksums, and the
+//! copied `tokenizer.json` (when there is one) against its recorded hash. When the
 //! manifest itself fails, the files are looked for under their default names and checked on
 //! their own.
 
@@ -14,7 +15,9 @@ use super::manifest::{
     check_docs, check_store, checksum_field, read_manifest, TRAIN_DOCS, TRAIN_STORE, VAL_DOCS,
     VAL_STORE,
 };
-use super::{DataError, DocIndex, Manifest, TokenStore, MANIFEST_FILE};
+use super::{
+    prepared_tokenizer, DataError, DocIndex, Manifest, TokenStore, MANIFEST_FILE, TOKENIZER_FILE,
+};
 
 /// The outcome for one file.
 #[derive(Debug)]
@@ -105,6 +108,16 @@ pub fn verify_prepared(dir: &Path) -> Result<Vec<FileCheck>, DataError> {
     ] {
         let m = manifest.as_ref();
         verify_split(dir, m, name, (store_file, docs_file), &mut checks);
+    }
+    if let Some(m) = manifest.as_ref().filter(|m| m.tokenizer_hash.is_some()) {
+        let result = prepared_tokenizer(dir, m).map(|t| {
+            format!(
+                "vocabulary {}, separator {}, hash verified",
+                t.vocab_size(),
+                t.eot_token()
+            )
+        });
+        checks.push(FileCheck::new(dir.join(TOKENIZER_FILE), result, None));
     }
     Ok(checks)
 }
