@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use crate::config::Config;
-use crate::data::{self, FileStatus, Gpt2Tokenizer, PrepareOptions};
+use crate::data::{self, Columns, FileStatus, Gpt2Tokenizer, PrepareOptions};
 use crate::device::{select_device, use_tf32_matmuls};
 use crate::generate::{generate, SampleOptions};
 use crate::model::BuildOptions;
@@ -18,7 +18,8 @@ use super::{set_threads, ConfigArgs};
 
 #[derive(Args)]
 pub(super) struct PrepareArgs {
-    /// Input files or directories (repeatable).
+    /// Input files, directories or quoted glob patterns ('shards/*.parquet'): .txt, .jsonl
+    /// (either optionally .gz or .zst) and .parquet (repeatable).
     #[arg(long = "input", required = true, num_args = 1..)]
     inputs: Vec<PathBuf>,
     /// Output directory.
@@ -36,6 +37,13 @@ pub(super) struct PrepareArgs {
     /// Replace prepared data already in --out.
     #[arg(long)]
     overwrite: bool,
+    /// Parquet inputs: the string column holding the document text.
+    #[arg(long, default_value = "text")]
+    text_column: String,
+    /// Parquet inputs: a string column holding each document's source name (without it, and
+    /// for null or empty values, the source is "default").
+    #[arg(long)]
+    source_column: Option<String>,
 }
 
 #[derive(Args)]
@@ -96,6 +104,11 @@ pub(super) fn prepare(a: PrepareArgs) -> Result<()> {
         seed: a.seed,
         out_dir: a.out.clone(),
         overwrite: a.overwrite,
+        columns: Columns {
+            text: a.text_column,
+            source: a.source_column,
+        },
+        progress: true,
     })?;
     println!(
         "prepared {}: train {} tokens in {} documents, val {} tokens in {} documents",

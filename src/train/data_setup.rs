@@ -41,6 +41,8 @@ pub fn load_data(config: &Config) -> Result<PreparedData, TrainError> {
             seed: config.run.seed,
             out_dir: d.prepared_dir.clone(),
             overwrite: false,
+            progress: true,
+            ..PrepareOptions::default()
         })?;
         eprintln!(
             "prepared: train {} tokens ({} docs), val {} tokens ({} docs)",
