@@ -196,7 +196,10 @@ fn read_row_group(
     pos: &mut RowPosition,
     batcher: &mut Batcher<impl FnMut(Batch) -> Result<(), DataError>>,
 ) -> Result<(), DataError> {
-    let at = |row: u64, e: ParquetError| parquet_error(path, Some(row), e.to_string());
+    let at = |row: u64, e: ParquetError| {
+        let message = format!("cannot decode the text/source columns (corrupt file?): {e}");
+        parquet_error(path, Some(row), message)
+    };
     let mut texts = StringColumn::open(rg, text).map_err(|e| at(pos.row, e))?;
     let mut sources = match source {
         Some(leaf) => Some(StringColumn::open(rg, leaf).map_err(|e| at(pos.row, e))?),
