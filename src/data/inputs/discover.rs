@@ -215,7 +215,9 @@ mod tests {
         assert_eq!(names, ["s-1.jsonl", "s-10.jsonl", "s-2.jsonl"]);
 
         let none = dir.path().join("nothing-*.parquet");
-        let err = discover(&[none.clone()]).err().map(|e| e.to_string());
+        let err = discover(std::slice::from_ref(&none))
+            .err()
+            .map(|e| e.to_string());
         let expected = format!("no input files match the pattern {}", none.display());
         assert_eq!(err.as_deref(), Some(expected.as_str()));
 

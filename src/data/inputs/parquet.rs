@@ -107,8 +107,10 @@ impl StringColumn {
         }
         // Non-null values come packed; a definition level below the maximum marks a null.
         let mut values = self.values.drain(..);
-        let out = self.def_levels[..rows]
+        let out = self
+            .def_levels
             .iter()
+            .take(rows)
             .map(|&d| if d > 0 { values.next() } else { None })
             .collect();
         Ok(out)

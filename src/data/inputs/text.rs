@@ -17,7 +17,7 @@ use crate::data::DataError;
 /// compressed inputs compare these with the file size.
 struct CountingReader<R> {
     inner: R,
-    count: Rc<Cell<u64>>,
+    count: DiskBytes,
 }
 
 impl<R: Read> Read for CountingReader<R> {
@@ -28,8 +28,11 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
+/// Bytes read from disk so far, shared between a [`CountingReader`] and its caller.
+type DiskBytes = Rc<Cell<u64>>;
+
 /// A buffered reader of the decompressed content and the counter of bytes read from disk.
-fn open_reader(file: &InputFile) -> Result<(Box<dyn BufRead>, Rc<Cell<u64>>), DataError> {
+fn open_reader(file: &InputFile) -> Result<(Box<dyn BufRead>, DiskBytes), DataError> {
     let f = File::open(&file.path).map_err(|e| DataError::io(&file.path, e))?;
     let count = Rc::new(Cell::new(0));
     let raw = CountingReader {
