@@ -6,8 +6,8 @@
 //! renamed last. On any error (a corrupt shard halfway through included) nothing under a final
 //! name in `out_dir` has been touched.
 //!
-//! Streaming: one reader thread decodes the inputs into batches of about [`BATCH_BYTES`] of
-//! text and hands them through a channel of [`stream::IN_FLIGHT`] batches; this thread
+//! Streaming: one reader thread decodes the inputs into batches of about `BATCH_BYTES` (8 MB)
+//! of text and hands them through a channel of `IN_FLIGHT` (2) batches; this thread
 //! tokenizes each batch on all cores (rayon) and appends it to the token stores in input
 //! order, so the output is the same for any number of threads. Reading and decompressing the
 //! next batches overlaps tokenizing the current one.
@@ -18,8 +18,9 @@
 //!   JSONL line is never split), plus the batch being tokenized's ids (4 bytes per token;
 //!   GPT-2 averages about 4 bytes of English text per token, so about the text size again):
 //!   about 4 x 8 MB of text + 8 MB of ids;
-//! - reader buffers: 1 MB of file buffer and decompressor state; for parquet, one decoded
-//!   page of each column read (pages are typically 1 MB);
+//! - reader buffers: 1 MB of file buffer and decompressor state; for parquet, the current
+//!   compressed and decoded page of each column read, and its dictionary page (parquet reads
+//!   page by page; writers default to about 1 MB pages);
 //! - the tokenizer's tables (a few tens of MB, shared by all threads) and the token stores'
 //!   1 MB write buffers;
 //! - growing with the corpus: the document indexes (8 bytes of start offset + 4 bytes of
