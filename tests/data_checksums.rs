@@ -31,7 +31,7 @@ fn prepared(root: &Path) -> PathBuf {
         seed: 7,
         out_dir: out.clone(),
         overwrite: false,
-        tokenizer: None,
+        ..PrepareOptions::default()
     })
     .expect("prepare");
     out

@@ -385,7 +385,7 @@ fn synthetic_run(dir: &Path) -> (PathBuf, PathBuf) {
         seed: 3,
         out_dir: prepared.clone(),
         overwrite: false,
-        tokenizer: None,
+        ..PrepareOptions::default()
     })
     .expect("prepare");
     let run = dir.join("run");

@@ -20,7 +20,7 @@ fn opts(inputs: Vec<PathBuf>, out_dir: &Path) -> PrepareOptions {
         seed: 1,
         out_dir: out_dir.to_path_buf(),
         overwrite: false,
-        tokenizer: None,
+        ..PrepareOptions::default()
     }
 }
 

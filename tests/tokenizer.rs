@@ -41,6 +41,7 @@ fn prepare_with(dir: &Path, tokenizer: Option<PathBuf>, overwrite: bool) {
         out_dir: dir.join("prepared"),
         overwrite,
         tokenizer,
+        ..PrepareOptions::default()
     })
     .unwrap();
 }

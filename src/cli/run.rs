@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use crate::config::Config;
-use crate::data::{self, FileStatus, PrepareOptions};
+use crate::data::{self, Columns, FileStatus, PrepareOptions};
 use crate::device::{select_device, use_tf32_matmuls};
 use crate::generate::{generate, SampleOptions};
 use crate::model::BuildOptions;
@@ -20,7 +20,8 @@ use super::{set_threads, ConfigArgs};
 
 #[derive(Args)]
 pub(super) struct PrepareArgs {
-    /// Input files or directories (repeatable).
+    /// Input files, directories or quoted glob patterns ('shards/*.parquet'): .txt, .jsonl
+    /// (either optionally .gz or .zst) and .parquet (repeatable).
     #[arg(long = "input", required = true, num_args = 1..)]
     inputs: Vec<PathBuf>,
     /// Output directory.
@@ -42,6 +43,13 @@ pub(super) struct PrepareArgs {
     /// BPE. Copied into --out and recorded in the manifest with its SHA-256.
     #[arg(long, value_name = "TOKENIZER_JSON")]
     tokenizer: Option<PathBuf>,
+    /// Parquet inputs: the string column holding the document text.
+    #[arg(long, default_value = "text")]
+    text_column: String,
+    /// Parquet inputs: a string column holding each document's source name (without it, and
+    /// for null or empty values, the source is "default").
+    #[arg(long)]
+    source_column: Option<String>,
 }
 
 #[derive(Args)]
@@ -103,6 +111,11 @@ pub(super) fn prepare(a: PrepareArgs) -> Result<()> {
         out_dir: a.out.clone(),
         overwrite: a.overwrite,
         tokenizer: a.tokenizer,
+        columns: Columns {
+            text: a.text_column,
+            source: a.source_column,
+        },
+        progress: true,
     })?;
     println!(
         "prepared {}: train {} tokens in {} documents, val {} tokens in {} documents",

@@ -85,7 +85,8 @@ impl RunConfig {
 pub struct DataConfig {
     /// Directory of a prepared token store (`syllabus prepare --out`). Required.
     pub prepared_dir: PathBuf,
-    /// Raw inputs (.txt/.jsonl/.gz files or directories). When `prepared_dir` holds no prepared
+    /// Raw inputs: .txt, .jsonl (either optionally .gz or .zst) or .parquet (its `text`
+    /// column) files, directories or glob patterns. When `prepared_dir` holds no prepared
     /// data, `train` prepares it from these first. Default: none (then it must be prepared).
     #[serde(default)]
     pub inputs: Vec<PathBuf>,

@@ -26,7 +26,7 @@ use crate::fsutil::binheader::HeaderError;
 
 pub use blocks::Blocks;
 pub use doc_index::DocIndex;
-pub use inputs::DEFAULT_SOURCE;
+pub use inputs::{Columns, DEFAULT_SOURCE};
 pub use manifest::{
     is_prepared, load_prepared, missing_files, Manifest, PreparedData, SkipCounts, SourceFile,
     SourceTotals, SplitInfo, MANIFEST_FILE, MANIFEST_FORMAT_VERSION,
@@ -37,6 +37,10 @@ pub use stats::{unigram_entropy, unigram_entropy_of_counts};
 pub use store::{TokenStore, TokenStoreWriter, STORE_FORMAT_VERSION, STORE_HEADER_LEN};
 pub use tokenizer::{tokenizer_file_hash, Tokenizer, EOT_TOKEN, GPT2_VOCAB_SIZE};
 pub use verify::{verify_prepared, FileCheck, FileStatus};
+
+/// The input file types `prepare` reads, for messages.
+pub(crate) const SUPPORTED_INPUTS: &str =
+    ".txt, .jsonl (either optionally compressed: .gz, .zst) or .parquet";
 
 /// Everything that can go wrong in the data pipeline. Every variant that concerns a file
 /// names it, so a message alone tells the user what to fix.
@@ -114,13 +118,29 @@ pub enum DataError {
         decompressed: bool,
     },
 
-    #[error("{path}: unsupported input file type; expected .txt, .jsonl, .txt.gz or .jsonl.gz")]
+    /// A parquet input that cannot be read as one: corrupt, a missing or non-string column, a
+    /// null text. `row` is 0-based within the file, as pandas and `datasets` count.
+    #[error("{path}: {}{message}", row.map(|r| format!("row {r}: ")).unwrap_or_default())]
+    Parquet {
+        path: PathBuf,
+        row: Option<u64>,
+        message: String,
+    },
+
+    #[error("{path}: unsupported input file type; expected {}", SUPPORTED_INPUTS)]
     UnsupportedExtension { path: PathBuf },
 
     #[error("input path does not exist: {path}")]
     MissingInput { path: PathBuf },
 
-    #[error("no input files: pass at least one .txt/.jsonl(.gz) file or a directory holding some")]
+    #[error("no input files match the pattern {pattern}")]
+    NoMatches { pattern: String },
+
+    #[error(
+        "no input files: pass at least one {} file, a directory holding some, or a glob \
+         pattern",
+        SUPPORTED_INPUTS
+    )]
     NoInputs,
 
     #[error("{0}")]

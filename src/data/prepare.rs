@@ -1,34 +1,67 @@
-//! Corpus preparation: read text/JSONL inputs, tokenize, split train/val by document, and
-//! write token stores, document indexes and the manifest.
+//! Corpus preparation: read text/JSONL/parquet inputs, tokenize, split train/val by document,
+//! and write token stores, document indexes and the manifest.
 //!
 //! Crash/error safety: everything is written under `.tmp` names first; only when all data is
 //! in place is the old manifest (if any) removed, the files renamed, and the new manifest
-//! renamed last. On any error nothing under a final name in `out_dir` has been touched.
+//! renamed last. On any error (a corrupt shard halfway through included) nothing under a final
+//! name in `out_dir` has been touched.
+//!
+//! Streaming: one reader thread decodes the inputs into batches of about `BATCH_BYTES` (8 MB)
+//! of text and hands them through a channel of `IN_FLIGHT` (2) batches; this thread
+//! tokenizes each batch on all cores (rayon) and appends it to the token stores in input
+//! order, so the output is the same for any number of threads. Reading and decompressing the
+//! next batches overlaps tokenizing the current one.
+//!
+//! Memory: bounded, apart from per-document bookkeeping:
+//! - batches: at most `IN_FLIGHT` queued + one being filled + one being tokenized, each about
+//!   `BATCH_BYTES` of text (more only if a single document is larger: a `.txt` file or one
+//!   JSONL line is never split), plus the batch being tokenized's ids (4 bytes per token;
+//!   GPT-2 averages about 4 bytes of English text per token, so about the text size again):
+//!   about 4 x 8 MB of text + 8 MB of ids;
+//! - reader buffers: 1 MB of file buffer and decompressor state; for parquet, the current
+//!   compressed and decoded page of each column read, and its dictionary page (parquet reads
+//!   page by page; writers default to about 1 MB pages);
+//! - the tokenizer's tables (a few tens of MB, shared by all threads) and the token stores'
+//!   1 MB write buffers;
+//! - growing with the corpus: the document indexes (8 bytes of start offset + 4 bytes of
+//!   source id per document, train and val, held until the end), and, when validation comes
+//!   from its own inputs, the set of train-document text hashes used to count validation
+//!   documents also in train (8 bytes per train document plus hash-set overhead, about
+//!   16-20 bytes in all). For 10B tokens of 1,000-token documents that is 10M documents:
+//!   about 120 MB of index (twice that for a moment while the index files are written) plus
+//!   about 200 MB of hashes.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::inputs::{discover, read_docs, InputFile, RawDoc};
-use super::manifest::{
-    checksum_field, missing_files, TRAIN_DOCS, TRAIN_STORE, VAL_DOCS, VAL_STORE,
-};
+use self::checks::{check_files, check_options};
+use self::progress::Progress;
+use self::stream::{stream_files, Event};
+use super::inputs::{discover, Columns, InputFile, RawDoc, ReadStats};
+use super::manifest::{checksum_field, TRAIN_DOCS, TRAIN_STORE, VAL_DOCS, VAL_STORE};
 use super::split::{held_out, text_hash};
 use super::{
-    commit_rename, tokenizer_file_hash, DataError, DocIndex, Manifest, SkipCounts, SourceFile,
-    SourceTotals, SplitInfo, TokenStoreWriter, Tokenizer, MANIFEST_FILE, MANIFEST_FORMAT_VERSION,
-    TOKENIZER_FILE,
+    tokenizer_file_hash, DataError, Manifest, SkipCounts, SourceFile, SourceTotals, SplitInfo,
+    TokenStoreWriter, Tokenizer, MANIFEST_FORMAT_VERSION,
 };
-use crate::fsutil::{tmp_path, to_checksummed_json, DirLock};
+use crate::fsutil::DirLock;
+
+mod checks;
+mod commit;
+mod progress;
+mod stream;
+#[cfg(test)]
+mod tests;
 
 /// Text per tokenization batch: large enough to keep all cores busy, small enough to bound
 /// memory regardless of corpus size.
-const BATCH_BYTES: usize = 8 << 20;
+pub(crate) const BATCH_BYTES: usize = 8 << 20;
 
 #[derive(Debug, Clone)]
 pub struct PrepareOptions {
-    /// Files or directories (walked recursively in sorted order).
+    /// Files, directories (walked recursively in sorted order) or glob patterns.
     pub inputs: Vec<PathBuf>,
     /// If non-empty, these form the validation split and `val_fraction` is ignored.
     pub val_inputs: Vec<PathBuf>,
@@ -38,8 +71,29 @@ pub struct PrepareOptions {
     pub seed: u64,
     pub out_dir: PathBuf,
     pub overwrite: bool,
+    /// Parquet columns holding the text and the source names.
+    pub columns: Columns,
+    /// Show a progress bar on stderr (only drawn when stderr is a terminal).
+    pub progress: bool,
     /// A Hugging Face `tokenizer.json` (copied into `out_dir`); `None` means GPT-2's BPE.
     pub tokenizer: Option<PathBuf>,
+}
+
+impl Default for PrepareOptions {
+    /// The `syllabus prepare` defaults, with no inputs, an empty output path and no progress.
+    fn default() -> Self {
+        PrepareOptions {
+            inputs: Vec::new(),
+            val_inputs: Vec::new(),
+            val_fraction: 0.05,
+            seed: 1337,
+            out_dir: PathBuf::new(),
+            overwrite: false,
+            columns: Columns::default(),
+            progress: false,
+            tokenizer: None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -78,64 +132,6 @@ pub fn prepare(opts: &PrepareOptions) -> Result<Manifest, DataError> {
     result
 }
 
-fn check_options(opts: &PrepareOptions) -> Result<(), DataError> {
-    if opts.inputs.is_empty() {
-        return Err(DataError::NoInputs);
-    }
-    let f = opts.val_fraction;
-    if opts.val_inputs.is_empty() && !(f > 0.0 && f < 1.0) {
-        return Err(DataError::InvalidArgument(format!(
-            "val_fraction must be in (0, 1) when no validation inputs are given, got {f}"
-        )));
-    }
-    if opts.out_dir.join(MANIFEST_FILE).exists() && !opts.overwrite {
-        let missing = missing_files(&opts.out_dir);
-        let what = if missing.is_empty() {
-            "prepared data".to_string()
-        } else {
-            format!("incomplete prepared data (missing {})", missing.join(", "))
-        };
-        return Err(DataError::RefuseOverwrite {
-            dir: opts.out_dir.clone(),
-            what,
-        });
-    }
-    if opts.out_dir.exists() && !opts.out_dir.is_dir() {
-        return Err(DataError::invalid(
-            &opts.out_dir,
-            "output path exists and is not a directory",
-        ));
-    }
-    Ok(())
-}
-
-fn check_files(
-    train: &[InputFile],
-    val: &[InputFile],
-    opts: &PrepareOptions,
-) -> Result<(), DataError> {
-    if train.is_empty() {
-        return Err(DataError::NoInputs);
-    }
-    if !opts.val_inputs.is_empty() && val.is_empty() {
-        return Err(DataError::InvalidArgument(
-            "validation inputs contain no .txt/.jsonl(.gz) files".to_string(),
-        ));
-    }
-    // A file listed twice would duplicate its documents (in both splits, if train and val).
-    let mut seen = HashSet::new();
-    for f in train.iter().chain(val) {
-        let key = std::fs::canonicalize(&f.path).map_err(|e| DataError::io(&f.path, e))?;
-        if !seen.insert(key) {
-            return Err(DataError::InvalidArgument(format!(
-                "{} is listed more than once among the inputs (train and validation inputs included)",
-                f.path.display()
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// One output split being written.
 struct SplitBuilder {
     writer: TokenStoreWriter,
@@ -145,6 +141,7 @@ struct SplitBuilder {
 }
 
 impl SplitBuilder {
+    /// `vocab_size` picks the store's id width (u16 up to 65,536, u32 above).
     fn create(dir: &Path, name: &str, vocab_size: u32) -> Result<Self, DataError> {
         Ok(SplitBuilder {
             writer: TokenStoreWriter::create(&dir.join(name), vocab_size)?,
@@ -154,7 +151,8 @@ impl SplitBuilder {
         })
     }
 
-    fn push_doc(&mut self, ids: &[u32], source: u32, eot: u32) -> Result<(), DataError> {
+    /// Appends a document's ids and the end-of-text id `eot` that separates documents.
+    fn push_doc(&mut self, ids: &[u32], eot: u32, source: u32) -> Result<(), DataError> {
         self.starts.push(self.writer.count() as usize);
         self.sources.push(source);
         self.writer.push(ids)?;
@@ -183,6 +181,9 @@ struct State<'a> {
     /// Text hashes of train documents, to count exact duplicates in file-given val inputs.
     train_hashes: HashSet<u64>,
     val_in_train: u64,
+    progress: Progress,
+    /// The manifest entry of the file being read, from its first batch to its end.
+    current: Option<SourceFile>,
 }
 
 fn run(
@@ -196,58 +197,84 @@ fn run(
         .as_deref()
         .map(tokenizer_file_hash)
         .transpose()?;
-    let vocab = tokenizer.vocab_size() as u32;
+    let vocab_size = tokenizer.vocab_size() as u32;
+    let disk_bytes = train_files
+        .iter()
+        .chain(val_files)
+        .map(|f| f.disk_bytes)
+        .sum();
     let mut st = State {
         opts,
         tokenizer,
         tokenizer_hash,
         sources: Vec::new(),
         source_ids: HashMap::new(),
-        train: SplitBuilder::create(&opts.out_dir, TRAIN_STORE, vocab)?,
-        val: SplitBuilder::create(&opts.out_dir, VAL_STORE, vocab)?,
+        train: SplitBuilder::create(&opts.out_dir, TRAIN_STORE, vocab_size)?,
+        val: SplitBuilder::create(&opts.out_dir, VAL_STORE, vocab_size)?,
         files: Vec::new(),
         skipped: SkipCounts::default(),
         train_hashes: HashSet::new(),
         val_in_train: 0,
+        progress: Progress::new(opts.progress, disk_bytes),
+        current: None,
     };
     let train_role = if val_files.is_empty() {
         Role::Both
     } else {
         Role::Train
     };
-    for f in train_files {
-        st.process_file(f, train_role)?;
-    }
-    for f in val_files {
-        st.process_file(f, Role::Val)?;
-    }
+    let roles: Vec<Role> = train_files
+        .iter()
+        .map(|_| train_role)
+        .chain(val_files.iter().map(|_| Role::Val))
+        .collect();
+    let files: Vec<InputFile> = train_files.iter().chain(val_files).cloned().collect();
+    stream_files(&files, &opts.columns, |event| match event {
+        Event::Batch {
+            file,
+            docs,
+            disk_pos,
+        } => {
+            st.process_batch(docs, roles[file], &files[file])?;
+            st.progress.at(disk_pos);
+            Ok(())
+        }
+        Event::FileDone { file, stats } => {
+            st.file_done(&files[file], roles[file], &stats);
+            Ok(())
+        }
+    })?;
+    st.progress.finish();
     st.check_nonempty()?;
     st.commit()
 }
 
 impl State<'_> {
-    fn process_file(&mut self, file: &InputFile, role: Role) -> Result<(), DataError> {
-        let mut info = SourceFile {
+    /// The manifest entry of `file`, started at its first batch.
+    fn file_info(&mut self, file: &InputFile, role: Role) -> &mut SourceFile {
+        self.current.get_or_insert_with(|| SourceFile {
             path: file.path.display().to_string(),
             split: role.name().to_string(),
             documents: 0,
             text_bytes: 0,
             skipped: SkipCounts::default(),
-        };
-        let stats = read_docs(file, BATCH_BYTES, |batch| {
-            self.process_batch(batch, role, &mut info)
-        })?;
+        })
+    }
+
+    fn file_done(&mut self, file: &InputFile, role: Role, stats: &ReadStats) {
+        let mut info = self.file_info(file, role).clone();
+        self.current = None;
         info.skipped.blank_lines += stats.blank_lines;
         self.skipped.add(&info.skipped);
         self.files.push(info);
-        Ok(())
+        self.progress.file_done(file.disk_bytes);
     }
 
     fn process_batch(
         &mut self,
         batch: Vec<RawDoc>,
         role: Role,
-        info: &mut SourceFile,
+        file: &InputFile,
     ) -> Result<(), DataError> {
         let tok = &self.tokenizer;
         let seed = self.opts.seed;
@@ -257,9 +284,10 @@ impl State<'_> {
             .map(|d| Ok((tok.encode(&d.text)?, text_hash(&d.text))))
             .collect::<Result<_, DataError>>()?;
         let eot = tok.eot_token();
+        let (mut documents, mut text_bytes, mut empty, mut tokens) = (0u64, 0u64, 0u64, 0u64);
         for (doc, (ids, hash)) in batch.into_iter().zip(encoded) {
             if doc.text.trim().is_empty() {
-                info.skipped.empty_documents += 1;
+                empty += 1;
                 continue;
             }
             let is_val = match role {
@@ -280,10 +308,16 @@ impl State<'_> {
             } else {
                 &mut self.train
             };
-            split.push_doc(&ids, source, eot)?;
-            info.documents += 1;
-            info.text_bytes += doc.text.len() as u64;
+            split.push_doc(&ids, eot, source)?;
+            documents += 1;
+            text_bytes += doc.text.len() as u64;
+            tokens += ids.len() as u64 + 1;
         }
+        let info = self.file_info(file, role);
+        info.documents += documents;
+        info.text_bytes += text_bytes;
+        info.skipped.empty_documents += empty;
+        self.progress.batch(text_bytes, tokens, documents);
         Ok(())
     }
 
@@ -371,102 +405,6 @@ impl State<'_> {
             skipped: self.skipped,
             created_unix,
             syllabus_version: env!("CARGO_PKG_VERSION").to_string(),
-        }
-    }
-
-    /// Writes indexes and manifest to temp names, then renames everything into place with
-    /// the manifest last (see the module docs).
-    fn commit(self) -> Result<Manifest, DataError> {
-        let dir = self.opts.out_dir.clone();
-        let n = self.sources.len() as u32;
-        let index = |b: &SplitBuilder| {
-            DocIndex::new(
-                b.starts.clone(),
-                b.sources.clone(),
-                b.writer.count() as usize,
-                n,
-            )
-        };
-        let (train_idx, val_idx) = (index(&self.train)?, index(&self.val)?);
-        let mut temps = TempFiles(Vec::new());
-        let (train_tmp, train_crc) = train_idx.write_tmp(&dir.join(TRAIN_DOCS))?;
-        temps.0.push(train_tmp);
-        let (val_tmp, val_crc) = val_idx.write_tmp(&dir.join(VAL_DOCS))?;
-        temps.0.push(val_tmp);
-        let manifest = self.manifest((train_crc, val_crc));
-        let tokenizer_tmp = match (&self.opts.tokenizer, &self.tokenizer_hash) {
-            (Some(src), Some(hash)) => Some(copy_tokenizer(src, hash, &dir, &mut temps)?),
-            _ => None,
-        };
-        let manifest_tmp = tmp_path(&dir.join(MANIFEST_FILE));
-        temps.0.push(manifest_tmp.clone());
-        write_json_synced(&manifest_tmp, &manifest)?;
-
-        // From here on the directory is being replaced: drop the old manifest first so a
-        // crash midway leaves a directory that is_prepared() rejects, not a mixed one.
-        let old = dir.join(MANIFEST_FILE);
-        if old.exists() {
-            std::fs::remove_file(&old).map_err(|e| DataError::io(&old, e))?;
-        }
-        self.train.writer.finish()?;
-        self.val.writer.finish()?;
-        commit_rename(&temps.0[0], &dir.join(TRAIN_DOCS))?;
-        commit_rename(&temps.0[1], &dir.join(VAL_DOCS))?;
-        let tokenizer_dest = dir.join(TOKENIZER_FILE);
-        match tokenizer_tmp {
-            Some(tmp) => commit_rename(&tmp, &tokenizer_dest)?,
-            // A GPT-2 prepare over a directory prepared with a tokenizer file.
-            None if tokenizer_dest.exists() => std::fs::remove_file(&tokenizer_dest)
-                .map_err(|e| DataError::io(&tokenizer_dest, e))?,
-            None => {}
-        }
-        commit_rename(&manifest_tmp, &old)?;
-        temps.0.clear();
-        Ok(manifest)
-    }
-}
-
-/// Copies the tokenizer file to a temp name in `dir` (registered in `temps`), returning it.
-/// The hash recorded in the manifest was taken from `src` before tokenizing; the copy is
-/// checked against it so a file replaced meanwhile cannot slip in.
-fn copy_tokenizer(
-    src: &Path,
-    hash: &str,
-    dir: &Path,
-    temps: &mut TempFiles,
-) -> Result<PathBuf, DataError> {
-    let tmp = tmp_path(&dir.join(TOKENIZER_FILE));
-    temps.0.push(tmp.clone());
-    std::fs::copy(src, &tmp).map_err(|e| DataError::io(&tmp, e))?;
-    if tokenizer_file_hash(&tmp)? != hash {
-        return Err(DataError::invalid(
-            src,
-            "the tokenizer file changed while the corpus was being prepared",
-        ));
-    }
-    Ok(tmp)
-}
-
-/// Writes the manifest with its own checksum (ending in a newline) and fsyncs it.
-fn write_json_synced(path: &Path, manifest: &Manifest) -> Result<(), DataError> {
-    let json = to_checksummed_json(manifest)
-        .map_err(|e| DataError::invalid(path, format!("cannot serialize manifest: {e}")))?;
-    let write = || -> std::io::Result<()> {
-        use std::io::Write;
-        let mut f = std::fs::File::create(path)?;
-        f.write_all(&json)?;
-        f.sync_all()
-    };
-    write().map_err(|e| DataError::io(path, e))
-}
-
-/// Temp files removed on drop unless cleared (i.e. on every error path).
-struct TempFiles(Vec<PathBuf>);
-
-impl Drop for TempFiles {
-    fn drop(&mut self) {
-        for p in &self.0 {
-            let _ = std::fs::remove_file(p); // best effort: garbage either way
         }
     }
 }

@@ -43,6 +43,8 @@ pub fn load_data(config: &Config) -> Result<PreparedData, TrainError> {
             out_dir: d.prepared_dir.clone(),
             overwrite: false,
             tokenizer: d.tokenizer.clone(),
+            progress: true,
+            ..PrepareOptions::default()
         })?;
         eprintln!(
             "prepared: train {} tokens ({} docs), val {} tokens ({} docs)",

@@ -11,7 +11,7 @@ use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, NormalizerWrapper, TokenizerBuilder};
 
-use crate::data::inputs::{discover, read_docs};
+use crate::data::inputs::{discover, read_docs, Columns};
 use crate::data::DataError;
 
 /// The separator every trained tokenizer carries (id 0), GPT-2's spelling.
@@ -79,13 +79,14 @@ pub fn train_tokenizer(opts: &TrainOptions, out: &Path) -> Result<TrainStats, Da
         let mut stats = TrainStats::default();
         // A send fails only when training stopped early; its own error is the one reported.
         let stopped = || DataError::Tokenizer("training stopped".into());
+        let columns = Columns::default();
         for file in &files {
             if stats.text_bytes >= max_bytes {
                 break;
             }
-            read_docs(file, 1 << 20, |batch| {
+            read_docs(file, &columns, 1 << 20, |batch| {
                 let mut texts = Vec::with_capacity(DOCS_PER_MESSAGE);
-                for doc in batch {
+                for doc in batch.docs {
                     if stats.text_bytes >= max_bytes {
                         break;
                     }
