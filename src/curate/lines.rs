@@ -8,8 +8,9 @@
 //! - `counter_line`: `<number> <counter word>` such as "12 likes", "1.2K views", "3,400
 //!   followers" (the counter words are [`COUNTER_WORDS`]);
 //! - `short_line`: fewer than `min_line_words` words;
-//! - `boilerplate_line`: at most `boilerplate_max_words` words and contains (case-insensitive)
-//!   one of `boilerplate` (the length cap keeps a long paragraph that mentions cookies).
+//! - `boilerplate_line`: at most `boilerplate_max_words` words and contains (case-insensitive,
+//!   starting at a word boundary) one of `boilerplate` (the length cap keeps a long paragraph
+//!   that mentions cookies).
 
 use serde::{Deserialize, Serialize};
 
@@ -168,7 +169,18 @@ fn is_boilerplate(line: &str, words: usize, c: &LineConfig) -> bool {
         return false;
     }
     let lower = line.to_lowercase();
-    c.boilerplate.iter().any(|b| lower.contains(b.as_str()))
+    c.boilerplate.iter().any(|b| starts_a_word(&lower, b))
+}
+
+/// Whether `phrase` occurs in `text` starting at a word boundary ("sign in" matches "please
+/// sign in" and "sign into", not "design in").
+fn starts_a_word(text: &str, phrase: &str) -> bool {
+    text.match_indices(phrase).any(|(i, _)| {
+        !text[..i]
+            .chars()
+            .next_back()
+            .is_some_and(char::is_alphanumeric)
+    })
 }
 
 /// The line rule that removes `line` (non-blank, trimmed), if any.

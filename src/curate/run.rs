@@ -83,6 +83,9 @@ pub fn curate(cfg: &CurateConfig, opts: RunOptions) -> Result<Report, CurateErro
         let mut w = writer(cfg, &shard_dir, i, keep_fraction.is_some());
         read_docs(file, cfg.batch_mib << 20, |raw| {
             let docs = to_docs(raw);
+            for d in &docs {
+                pipeline.report.read_input(&d.source, d.counts);
+            }
             let kept = pipeline.filter(docs, false);
             emit(
                 &mut pipeline,
