@@ -54,6 +54,9 @@ struct TrainClassifierArgs {
     dim: i32,
     #[arg(long, default_value_t = 5)]
     epoch: i32,
+    /// Hash buckets for word n-grams (model size ~ (words + bucket) * dim * 4 bytes).
+    #[arg(long, default_value_t = 2_000_000)]
+    bucket: i32,
     /// Training threads (1 = deterministic).
     #[arg(long, default_value_t = 1)]
     threads: i32,
@@ -98,6 +101,7 @@ fn train_classifier(a: TrainClassifierArgs) -> Result<()> {
         lr: a.lr,
         dim: a.dim,
         epoch: a.epoch,
+        bucket: a.bucket,
         threads: a.threads,
         seed: a.seed,
     };

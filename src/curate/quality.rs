@@ -65,6 +65,9 @@ pub struct TrainOptions {
     pub lr: f64,
     pub dim: i32,
     pub epoch: i32,
+    /// Hash buckets of the word n-grams: the model holds `(words + bucket) * dim` floats, so
+    /// the default 2,000,000 (fastText's and DCLM's) makes an ~800 MB `.bin` at dim 100.
+    pub bucket: i32,
     /// 1 makes training deterministic (fastText's Hogwild! SGD races otherwise).
     pub threads: i32,
     pub seed: i32,
@@ -79,6 +82,7 @@ impl Default for TrainOptions {
             lr: 0.1,
             dim: 100,
             epoch: 5,
+            bucket: 2_000_000,
             threads: 1,
             seed: 0,
         }
@@ -94,7 +98,8 @@ fn training_line(label: &str, text: &str) -> String {
 }
 
 /// Trains a classifier on positive and negative texts (shuffled together deterministically)
-/// and writes it to `out` (fastText `.bin`). `scratch` holds the temporary training file.
+/// and writes it to `out` (fastText `.bin`, via a temporary name). The training file fastText
+/// reads is written next to `out` and removed afterwards.
 pub fn train(
     positives: &[String],
     negatives: &[String],
@@ -130,7 +135,7 @@ pub fn train(
     args.model = ModelName::Supervised;
     args.loss = LossName::Softmax;
     args.word_ngrams = opts.word_ngrams;
-    args.bucket = 2_000_000;
+    args.bucket = opts.bucket;
     args.lr = opts.lr;
     args.dim = opts.dim;
     args.epoch = opts.epoch;
