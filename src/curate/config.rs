@@ -255,7 +255,7 @@ impl CurateConfig {
         let mut problems = Vec::new();
         // Serde stops at the first unknown key: list them all, then check the values of the
         // rest so one run reports everything.
-        super::keys::unknown_keys(&mut table, &full_schema(), "", &mut problems);
+        super::keys::unknown_keys(&mut table, &super::keys::full_schema(), "", &mut problems);
         let config: CurateConfig = match table.try_into() {
             Ok(c) => c,
             Err(e) => {
@@ -378,31 +378,4 @@ fn quality_problems(q: &QualityConfig, p: &mut Vec<String>) {
         (None, Some(f)) => check_range("quality.keep_fraction", f, 0.0, 1.0, true, p),
         _ => p.push("quality: give exactly one of threshold and keep_fraction".into()),
     }
-}
-
-/// A config with every table present and every optional key set: the key schema.
-fn full_schema() -> toml::Table {
-    let full = CurateConfig {
-        inputs: vec![],
-        seed: 0,
-        batch_mib: 1,
-        output: OutputConfig {
-            dir: "x".into(),
-            format: OutputFormat::Jsonl,
-            shard_mib: 1,
-            zstd_level: 1,
-        },
-        report: ReportConfig::default(),
-        exact: Some(ExactConfig::default()),
-        heuristics: Some(HeuristicsConfig::default()),
-        minhash: Some(MinHashConfig::default()),
-        bloom: Some(BloomConfig::default()),
-        quality: Some(QualityConfig {
-            threshold: Some(0.5),
-            keep_fraction: Some(0.5),
-            ..QualityConfig::default()
-        }),
-        mix: Some(MixConfig::default()),
-    };
-    toml::Table::try_from(&full).unwrap_or_default()
 }
