@@ -13,7 +13,9 @@
 //! with `k` hash functions and fill fraction `f` the per-n-gram false-positive rate is `f^k`.
 //! State: the filter's bits, fixed at construction.
 
-use super::config::BloomConfig;
+use serde::{Deserialize, Serialize};
+
+use super::checks::check_range;
 use super::normalize::{mix64, ngram_hashes, normalize, words};
 
 /// Seed of the n-gram hashes (fixed: the filter's content is independent of the config seed).
@@ -153,6 +155,75 @@ impl Bff {
             self.filter.insert(*h);
         }
         decision
+    }
+}
+
+/// BFF-style Bloom-filter n-gram dedup (DCLM's final dedup), "old-both" mode.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BloomConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Words per n-gram. Default 13 (DCLM).
+    #[serde(default = "default_bloom_ngram")]
+    pub ngram: usize,
+    /// Target false-positive rate at `expected_ngrams` insertions. Default 0.01.
+    #[serde(default = "default_fp")]
+    pub fp_rate: f64,
+    /// N-grams the filter is sized for; its memory is about
+    /// `-expected_ngrams * ln(fp_rate) / ln(2)^2` bits. Default 50,000,000 (~60 MB at 1%).
+    #[serde(default = "default_expected")]
+    pub expected_ngrams: u64,
+    /// A paragraph (or document) whose fraction of already-seen n-grams is at least this is
+    /// removed. Default 0.8 (DCLM).
+    #[serde(default = "default_bloom_threshold")]
+    pub threshold: f64,
+}
+
+impl Default for BloomConfig {
+    fn default() -> Self {
+        BloomConfig {
+            enabled: true,
+            ngram: default_bloom_ngram(),
+            fp_rate: default_fp(),
+            expected_ngrams: default_expected(),
+            threshold: default_bloom_threshold(),
+        }
+    }
+}
+fn default_bloom_ngram() -> usize {
+    13
+}
+fn default_fp() -> f64 {
+    0.01
+}
+fn default_expected() -> u64 {
+    50_000_000
+}
+fn default_bloom_threshold() -> f64 {
+    0.8
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl BloomConfig {
+    pub fn problems(&self, p: &mut Vec<String>) {
+        let b = self;
+        if b.ngram == 0 {
+            p.push("bloom.ngram must be > 0".into());
+        }
+        if b.expected_ngrams == 0 {
+            p.push("bloom.expected_ngrams must be > 0".into());
+        }
+        if !(b.fp_rate > 0.0 && b.fp_rate < 0.5) {
+            p.push(format!(
+                "bloom.fp_rate must be in (0, 0.5), got {}",
+                b.fp_rate
+            ));
+        }
+        check_range("bloom.threshold", b.threshold, 0.0, 1.0, true, p);
     }
 }
 

@@ -10,7 +10,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::bloom::BloomConfig;
+use super::checks::check_range;
 use super::heuristics::HeuristicsConfig;
+pub use super::minhash::MinHashConfig;
 use super::CurateError;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -113,104 +116,6 @@ pub struct ExactConfig {
     pub enabled: bool,
 }
 
-/// MinHash + LSH near-duplicate removal over word n-gram shingles of the normalised text.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MinHashConfig {
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// Hash functions per signature; must equal `bands * rows`. Default 128.
-    #[serde(default = "default_num_perm")]
-    pub num_perm: usize,
-    /// LSH bands. Default 16.
-    #[serde(default = "default_bands")]
-    pub bands: usize,
-    /// Signature rows per band. Default 8.
-    #[serde(default = "default_rows")]
-    pub rows: usize,
-    /// Words per shingle. Default 5.
-    #[serde(default = "default_shingle")]
-    pub ngram: usize,
-    /// A candidate pair is a duplicate when its estimated Jaccard similarity is at least
-    /// this. Default 0.8.
-    #[serde(default = "default_jaccard")]
-    pub threshold: f64,
-}
-
-impl Default for MinHashConfig {
-    fn default() -> Self {
-        MinHashConfig {
-            enabled: true,
-            num_perm: default_num_perm(),
-            bands: default_bands(),
-            rows: default_rows(),
-            ngram: default_shingle(),
-            threshold: default_jaccard(),
-        }
-    }
-}
-fn default_num_perm() -> usize {
-    128
-}
-fn default_bands() -> usize {
-    16
-}
-fn default_rows() -> usize {
-    8
-}
-fn default_shingle() -> usize {
-    5
-}
-fn default_jaccard() -> f64 {
-    0.8
-}
-
-/// BFF-style Bloom-filter n-gram dedup (DCLM's final dedup), "old-both" mode.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BloomConfig {
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// Words per n-gram. Default 13 (DCLM).
-    #[serde(default = "default_bloom_ngram")]
-    pub ngram: usize,
-    /// Target false-positive rate at `expected_ngrams` insertions. Default 0.01.
-    #[serde(default = "default_fp")]
-    pub fp_rate: f64,
-    /// N-grams the filter is sized for; its memory is about
-    /// `-expected_ngrams * ln(fp_rate) / ln(2)^2` bits. Default 50,000,000 (~60 MB at 1%).
-    #[serde(default = "default_expected")]
-    pub expected_ngrams: u64,
-    /// A paragraph (or document) whose fraction of already-seen n-grams is at least this is
-    /// removed. Default 0.8 (DCLM).
-    #[serde(default = "default_bloom_threshold")]
-    pub threshold: f64,
-}
-
-impl Default for BloomConfig {
-    fn default() -> Self {
-        BloomConfig {
-            enabled: true,
-            ngram: default_bloom_ngram(),
-            fp_rate: default_fp(),
-            expected_ngrams: default_expected(),
-            threshold: default_bloom_threshold(),
-        }
-    }
-}
-fn default_bloom_ngram() -> usize {
-    13
-}
-fn default_fp() -> f64 {
-    0.01
-}
-fn default_expected() -> u64 {
-    50_000_000
-}
-fn default_bloom_threshold() -> f64 {
-    0.8
-}
-
 /// fastText quality filter. Exactly one of `threshold` and `keep_fraction`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -255,7 +160,7 @@ impl CurateConfig {
         let mut problems = Vec::new();
         // Serde stops at the first unknown key: list them all, then check the values of the
         // rest so one run reports everything.
-        super::keys::unknown_keys(&mut table, &super::keys::full_schema(), "", &mut problems);
+        super::keys::unknown_keys(&mut table, &full_schema(), "", &mut problems);
         let config: CurateConfig = match table.try_into() {
             Ok(c) => c,
             Err(e) => {
@@ -303,10 +208,10 @@ impl CurateConfig {
             p.extend(h.problems());
         }
         if let Some(m) = &self.minhash {
-            minhash_problems(m, &mut p);
+            m.problems(&mut p);
         }
         if let Some(b) = &self.bloom {
-            bloom_problems(b, &mut p);
+            b.problems(&mut p);
         }
         if let Some(q) = &self.quality {
             quality_problems(q, &mut p);
@@ -322,50 +227,6 @@ impl CurateConfig {
     }
 }
 
-/// Pushes a problem unless `lo <= v <= hi` (`lo_open`: `lo < v`).
-pub(crate) fn check_range(
-    name: &str,
-    v: f64,
-    lo: f64,
-    hi: f64,
-    lo_open: bool,
-    p: &mut Vec<String>,
-) {
-    let ok = v <= hi && if lo_open { v > lo } else { v >= lo };
-    if !ok {
-        let open = if lo_open { "(" } else { "[" };
-        p.push(format!("{name} must be in {open}{lo}, {hi}], got {v}"));
-    }
-}
-
-fn minhash_problems(m: &MinHashConfig, p: &mut Vec<String>) {
-    if m.num_perm == 0 || m.bands == 0 || m.rows == 0 || m.ngram == 0 {
-        p.push("minhash.num_perm, bands, rows and ngram must all be > 0".into());
-    } else if m.bands * m.rows != m.num_perm {
-        p.push(format!(
-            "minhash.bands * minhash.rows ({} * {}) must equal minhash.num_perm ({})",
-            m.bands, m.rows, m.num_perm
-        ));
-    }
-    check_range("minhash.threshold", m.threshold, 0.0, 1.0, true, p);
-}
-
-fn bloom_problems(b: &BloomConfig, p: &mut Vec<String>) {
-    if b.ngram == 0 {
-        p.push("bloom.ngram must be > 0".into());
-    }
-    if b.expected_ngrams == 0 {
-        p.push("bloom.expected_ngrams must be > 0".into());
-    }
-    if !(b.fp_rate > 0.0 && b.fp_rate < 0.5) {
-        p.push(format!(
-            "bloom.fp_rate must be in (0, 0.5), got {}",
-            b.fp_rate
-        ));
-    }
-    check_range("bloom.threshold", b.threshold, 0.0, 1.0, true, p);
-}
-
 fn quality_problems(q: &QualityConfig, p: &mut Vec<String>) {
     if q.model.as_os_str().is_empty() {
         p.push("quality.model is empty: give a fastText .bin".into());
@@ -378,4 +239,31 @@ fn quality_problems(q: &QualityConfig, p: &mut Vec<String>) {
         (None, Some(f)) => check_range("quality.keep_fraction", f, 0.0, 1.0, true, p),
         _ => p.push("quality: give exactly one of threshold and keep_fraction".into()),
     }
+}
+
+/// A config with every table present and every optional key set: the key schema.
+fn full_schema() -> toml::Table {
+    let full = CurateConfig {
+        inputs: vec![],
+        seed: 0,
+        batch_mib: 1,
+        output: OutputConfig {
+            dir: "x".into(),
+            format: OutputFormat::Jsonl,
+            shard_mib: 1,
+            zstd_level: 1,
+        },
+        report: ReportConfig::default(),
+        exact: Some(ExactConfig::default()),
+        heuristics: Some(HeuristicsConfig::default()),
+        minhash: Some(MinHashConfig::default()),
+        bloom: Some(BloomConfig::default()),
+        quality: Some(QualityConfig {
+            threshold: Some(0.5),
+            keep_fraction: Some(0.5),
+            ..QualityConfig::default()
+        }),
+        mix: Some(MixConfig::default()),
+    };
+    toml::Table::try_from(&full).unwrap_or_default()
 }

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::config::check_range;
+use super::checks::check_range;
 use super::lines::LineConfig;
 use super::repetition;
 
@@ -309,5 +309,7 @@ pub fn first_failing(d: &DocView, c: &HeuristicsConfig) -> Option<(&'static str,
             }
         }
     }
-    repetition::first_failing(d, &c.repetition, |id| c.is_enabled(id))
+    repetition::first_failing(d.text, &d.lines, &d.words, &c.repetition, |id| {
+        c.is_enabled(id)
+    })
 }

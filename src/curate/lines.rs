@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::config::check_range;
+use super::checks::check_range;
 
 pub const RULE_IDS: [&str; 6] = [
     "uppercase_line",

@@ -17,7 +17,9 @@
 
 use std::collections::HashMap;
 
-use super::config::MinHashConfig;
+use serde::{Deserialize, Serialize};
+
+use super::checks::check_range;
 use super::normalize::{mix64, ngram_hashes, normalize, words};
 
 /// P(a pair with Jaccard `j` becomes a candidate) with `bands` bands of `rows` rows.
@@ -140,6 +142,77 @@ impl LshIndex {
 
     pub fn is_empty(&self) -> bool {
         self.signatures.is_empty()
+    }
+}
+
+/// MinHash + LSH near-duplicate removal over word n-gram shingles of the normalised text.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinHashConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Hash functions per signature; must equal `bands * rows`. Default 128.
+    #[serde(default = "default_num_perm")]
+    pub num_perm: usize,
+    /// LSH bands. Default 16.
+    #[serde(default = "default_bands")]
+    pub bands: usize,
+    /// Signature rows per band. Default 8.
+    #[serde(default = "default_rows")]
+    pub rows: usize,
+    /// Words per shingle. Default 5.
+    #[serde(default = "default_shingle")]
+    pub ngram: usize,
+    /// A candidate pair is a duplicate when its estimated Jaccard similarity is at least
+    /// this. Default 0.8.
+    #[serde(default = "default_jaccard")]
+    pub threshold: f64,
+}
+
+impl Default for MinHashConfig {
+    fn default() -> Self {
+        MinHashConfig {
+            enabled: true,
+            num_perm: default_num_perm(),
+            bands: default_bands(),
+            rows: default_rows(),
+            ngram: default_shingle(),
+            threshold: default_jaccard(),
+        }
+    }
+}
+fn default_num_perm() -> usize {
+    128
+}
+fn default_bands() -> usize {
+    16
+}
+fn default_rows() -> usize {
+    8
+}
+fn default_shingle() -> usize {
+    5
+}
+fn default_jaccard() -> f64 {
+    0.8
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl MinHashConfig {
+    pub fn problems(&self, p: &mut Vec<String>) {
+        let m = self;
+        if m.num_perm == 0 || m.bands == 0 || m.rows == 0 || m.ngram == 0 {
+            p.push("minhash.num_perm, bands, rows and ngram must all be > 0".into());
+        } else if m.bands * m.rows != m.num_perm {
+            p.push(format!(
+                "minhash.bands * minhash.rows ({} * {}) must equal minhash.num_perm ({})",
+                m.bands, m.rows, m.num_perm
+            ));
+        }
+        check_range("minhash.threshold", m.threshold, 0.0, 1.0, true, p);
     }
 }
 

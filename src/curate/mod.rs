@@ -10,6 +10,7 @@
 //! report ([`report`]). The user guide is `docs/curation.md`.
 
 pub mod bloom;
+mod checks;
 pub mod config;
 pub mod exact;
 pub mod heuristics;

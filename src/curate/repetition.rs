@@ -16,8 +16,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::config::check_range;
-use super::heuristics::DocView;
+use super::checks::check_range;
 use super::normalize::{hash64, mix64};
 
 pub const RULE_IDS: [&str; 13] = [
@@ -142,8 +141,8 @@ struct Words {
 }
 
 impl Words {
-    fn new(d: &DocView) -> Words {
-        let lower: Vec<String> = d.words.iter().map(|w| w.to_lowercase()).collect();
+    fn new(words: &[&str]) -> Words {
+        let lower: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
         let lens: Vec<usize> = lower.iter().map(|w| w.chars().count()).collect();
         let hashes = lower.iter().map(|w| hash64(w.as_bytes(), 0)).collect();
         let total_chars = lens.iter().sum();
@@ -204,18 +203,17 @@ impl Words {
     }
 }
 
-/// The first enabled repetition rule that fails, with its measured value.
+/// The first enabled repetition rule that fails on a text (with its non-blank trimmed `lines`
+/// and whitespace `words`), with its measured value.
 pub fn first_failing(
-    d: &DocView,
+    text: &str,
+    lines: &[&str],
+    words: &[&str],
     c: &RepetitionConfig,
     enabled: impl Fn(&str) -> bool,
 ) -> Option<(&'static str, f64)> {
-    let (line_frac, line_chars) = duplicate_fractions(d.lines.iter().copied());
-    let paragraphs = d
-        .text
-        .split("\n\n")
-        .map(str::trim)
-        .filter(|p| !p.is_empty());
+    let (line_frac, line_chars) = duplicate_fractions(lines.iter().copied());
+    let paragraphs = text.split("\n\n").map(str::trim).filter(|p| !p.is_empty());
     let (para_frac, para_chars) = duplicate_fractions(paragraphs);
     let cheap = [line_frac, para_frac, line_chars, para_chars];
     let thresholds: Vec<f64> = c.thresholds().collect();
@@ -224,7 +222,7 @@ pub fn first_failing(
             return Some((RULE_IDS[i], v));
         }
     }
-    let words = Words::new(d);
+    let words = Words::new(words);
     for i in 4..RULE_IDS.len() {
         if !enabled(RULE_IDS[i]) {
             continue;
