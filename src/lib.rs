@@ -19,6 +19,7 @@
 pub mod budget;
 pub mod cli;
 pub mod config;
+pub mod curate;
 pub mod data;
 pub mod device;
 pub mod eval;

@@ -14,6 +14,7 @@
 //! ```
 
 mod analysis;
+mod curate;
 mod export;
 mod perf;
 mod run;
@@ -40,11 +41,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Tokenize text (.txt, .jsonl, .gz, directories) into a memory-mapped token store.
+    /// Tokenize text (.txt, .jsonl, .gz/.zst, .parquet, directories, globs) into a
+    /// memory-mapped token store.
     Prepare(run::PrepareArgs),
     /// Train a byte-level BPE tokenizer (a tokenizer.json for `prepare --tokenizer`).
     #[command(subcommand)]
     Tokenizer(tokenizer::TokenizerCommand),
+    /// Curate a corpus before `prepare` (DCLM-style): dedup, heuristic and quality filters,
+    /// mixing; or `curate train-classifier` for the quality filter's fastText model.
+    Curate(curate::CurateArgs),
     /// Check a prepared-data directory completely: manifest checksum, every token store and
     /// document index (header, length, content checksum, token range) against the manifest.
     /// One line per file; exit status 1 if any fails.
@@ -96,6 +101,7 @@ where
     match Cli::parse_from(args).command {
         Command::Prepare(a) => run::prepare(a),
         Command::Tokenizer(c) => tokenizer::run(c),
+        Command::Curate(a) => curate::curate_cmd(a),
         Command::Verify(a) => run::verify(a),
         Command::Train(a) => run::train_cmd(a, plugins),
         Command::Sample(a) => run::sample(a, plugins),

@@ -10,7 +10,7 @@
 pub mod blocks;
 mod content;
 pub mod doc_index;
-mod inputs;
+pub(crate) mod inputs;
 pub mod manifest;
 pub mod prepare;
 mod prepared_tokenizer;
