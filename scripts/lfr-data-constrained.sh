@@ -39,7 +39,7 @@ for stage in "$@"; do
       ;;
     downstream)
       # Zero-shot tasks (first 500 examples each) on every largest-class run.
-      for run in runs/sweeps/lfr-dc/*8ep* runs/sweeps/lfr-dc-ablations/*8ep*; do
+      for run in runs/sweeps/lfr-dc/runs/*8ep* runs/sweeps/lfr-dc-ablations/runs/*8ep*; do
         [ -f "$run/summary.json" ] || continue
         $bin eval --run "$run" --tasks-dir "$corpus/../eval" --limit 500 \
           --tasks lambada,hellaswag,piqa,arc_easy,winogrande

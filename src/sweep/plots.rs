@@ -118,6 +118,19 @@ fn span(xs: impl Iterator<Item = f64>) -> (f64, f64) {
     })
 }
 
+/// A compact tick label: scientific notation for FLOP counts, which plotters would otherwise
+/// print with every digit, plain decimals for accelerator-hours and token counts below 10^4.
+fn axis_number(x: f64) -> String {
+    if x != 0.0 && !(1e-2..1e4).contains(&x.abs()) {
+        format!("{x:.1e}")
+    } else {
+        format!("{x:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    }
+}
+
 /// Final validation loss of every run against its compute (log x), intermediate evaluations
 /// as small dots, and each policy's fitted law over the plotted range.
 pub fn loss_vs_compute(
@@ -150,7 +163,8 @@ pub fn loss_vs_compute(
             .configure_mesh()
             .x_desc(x_label)
             .y_desc("validation loss (nats/token)")
-            .x_labels(12)
+            .x_labels(8)
+            .x_label_formatter(&|x| axis_number(*x))
             .y_labels(12)
             .draw()?;
         for (policy, &color) in &colors {
@@ -195,6 +209,7 @@ pub fn loss_curves(path: &Path, rows: &[ResultRow]) -> Result<(), SweepError> {
             .configure_mesh()
             .x_desc("tokens seen")
             .y_desc("validation loss (nats/token)")
+            .x_label_formatter(&|x| axis_number(*x))
             .draw()?;
         let mut labelled = Vec::new();
         for points in runs.values_mut() {
@@ -214,4 +229,18 @@ pub fn loss_curves(path: &Path, rows: &[ResultRow]) -> Result<(), SweepError> {
         }
         draw_legend(&mut chart)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::axis_number;
+
+    #[test]
+    fn tick_labels_are_compact() {
+        assert_eq!(axis_number(2.0e12), "2.0e12");
+        assert_eq!(axis_number(0.25), "0.25");
+        assert_eq!(axis_number(3.0), "3");
+        assert_eq!(axis_number(0.0), "0");
+        assert_eq!(axis_number(5.0e-4), "5.0e-4");
+    }
 }
