@@ -222,6 +222,36 @@ fn lfr_phase_lengths_follow_the_schedule() {
     assert_eq!(got, vec![(0, 4), (1, 15), (2, 11)]);
 }
 
+#[test]
+fn lfr_says_how_its_schedule_fits_the_budget() {
+    // The simulated lengths above: 10 + 5 + 10 + 5 x 3 = 40 steps.
+    let p = create("lfr", "", 100, 1);
+    let long = p
+        .plan_note(50, 10)
+        .expect("a schedule shorter than the budget is noted");
+    assert!(long.contains("about 40 of the 50 planned steps"), "{long}");
+    assert!(long.contains("(focus, 30 of 100 blocks active)"), "{long}");
+    assert!(
+        long.contains("remaining 10 steps, about 3.3 more passes"),
+        "{long}"
+    );
+    let short = p
+        .plan_note(12, 10)
+        .expect("a budget that cuts the schedule is noted");
+    assert!(short.contains("ends in phase 2 of 8 (focus)"), "{short}");
+    assert_eq!(
+        p.plan_note(40, 10),
+        None,
+        "a budget the schedule fills needs no note"
+    );
+    assert_eq!(
+        p.plan_note(38, 10),
+        None,
+        "one ending in the last phase neither"
+    );
+    assert_eq!(create("uniform", "", 100, 1).plan_note(50, 10), None);
+}
+
 /// Runs `lfr` with `params` on 100 blocks until the first focus batch; returns the ledger
 /// before that batch and the ids it dropped.
 fn first_focus(params: &str, seed: u64) -> (Vec<BlockRecord>, Vec<usize>) {

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bitset::Bitset;
 use super::keys::{id_of, score_then_id};
-use super::lfr_schedule::{Action, DropRule, LfrParams, Phase};
+use super::lfr_schedule::{plan, Action, DropRule, LfrParams, Phase};
 use super::params::{block_count, check_ledger, load_state, parse_params, read, save_state};
 use super::passes::{PassCursor, ShuffledPasses};
 use super::{PolicyEnv, PolicyReport, SamplingError, SamplingPolicy, Selection, StateUpdate};
@@ -283,6 +283,39 @@ impl SamplingPolicy for Lfr {
             .map_err(|m| SamplingError::state(NAME, m))?;
         self.cursor = s.cursor;
         Ok(())
+    }
+
+    fn plan_note(&self, planned_steps: u64, n: usize) -> Option<String> {
+        let planned = plan(&self.schedule, self.n_blocks as usize, n);
+        let total: u64 = planned.iter().map(|p| p.steps).sum();
+        let m = planned.len();
+        if total < planned_steps {
+            let (last, rest) = (planned.last()?, planned_steps - total);
+            Some(format!(
+                "lfr: the phase schedule takes about {total} of the {planned_steps} planned \
+                 steps; its last phase ({}, {} of {} blocks active) then runs for the remaining \
+                 {rest} steps, about {:.1} more passes over those blocks. Write `phases` that \
+                 cover the budget to spend it differently.",
+                self.schedule[m - 1].name,
+                last.active,
+                self.n_blocks,
+                (rest as f64 * n as f64) / last.active.max(1) as f64
+            ))
+        } else {
+            let mut ends = 0u64;
+            let k = planned.iter().position(|p| {
+                ends += p.steps;
+                ends >= planned_steps
+            })?;
+            (k + 1 < m).then(|| {
+                format!(
+                    "lfr: the budget of {planned_steps} steps ends in phase {} of {m} ({}); the \
+                     whole schedule takes about {total} steps.",
+                    k + 1,
+                    self.schedule[k].name
+                )
+            })
+        }
     }
 
     fn report(&self) -> PolicyReport {

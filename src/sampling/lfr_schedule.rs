@@ -128,6 +128,39 @@ pub(crate) struct Phase {
     pub action: Action,
 }
 
+/// A phase's planned length: its steps and the blocks active during it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PlannedPhase {
+    pub steps: u64,
+    pub active: usize,
+}
+
+/// Steps and active blocks of every phase of `schedule` over `n_blocks` blocks with `n`
+/// samples per step, assuming each focus drops its full share (true once every block has been
+/// seen, which a learn or review epoch ensures; never-seen blocks are not dropped and would
+/// lengthen a phase).
+pub(crate) fn plan(schedule: &[Phase], n_blocks: usize, n: usize) -> Vec<PlannedPhase> {
+    let mut dropped = 0usize;
+    schedule
+        .iter()
+        .map(|phase| {
+            dropped = match phase.action {
+                Action::All => 0,
+                Action::Keep => dropped,
+                Action::Focus { fraction, fresh } => {
+                    let target = (fraction * n_blocks as f64).round() as usize;
+                    target.max(if fresh { 0 } else { dropped })
+                }
+            };
+            let active = n_blocks - dropped.min(n_blocks);
+            PlannedPhase {
+                steps: phase.length.steps(active, n),
+                active,
+            }
+        })
+        .collect()
+}
+
 fn default_phases() -> Vec<PhaseSpec> {
     let phase = |kind, drop_fraction| PhaseSpec {
         kind,
@@ -287,6 +320,24 @@ mod tests {
             ("focus", focus(0.7, false)),
             "adds to the existing drops"
         );
+    }
+
+    #[test]
+    fn default_schedule_spans_four_epochs_of_blocks() {
+        let planned = plan(&LfrParams::default().expand(), 1000, 10);
+        let steps: Vec<u64> = planned.iter().map(|p| p.steps).collect();
+        assert_eq!(steps, [100, 50, 100, 30, 30, 30, 30, 30]);
+        assert_eq!(planned[7].active, 300);
+
+        let off = LfrParams {
+            review: false,
+            ..LfrParams::default()
+        };
+        let actives: Vec<usize> = plan(&off.expand(), 1000, 10)
+            .iter()
+            .map(|p| p.active)
+            .collect();
+        assert_eq!(actives, [1000, 500, 500, 300, 300, 300, 300, 300]);
     }
 
     #[test]

@@ -94,6 +94,14 @@ pub trait SamplingPolicy: Send {
         Vec::new()
     }
 
+    /// A note for the start of a run of `planned_steps` steps of `n` sequences, when the
+    /// policy's own plan does not match that budget (LFR: a phase schedule that ends before the
+    /// budget, whose last phase then runs to the end, or one the budget cuts short). Default:
+    /// none.
+    fn plan_note(&self, _planned_steps: u64, _n: usize) -> Option<String> {
+        None
+    }
+
     /// Blocks this policy asks to score (forward-only) per step when steps carry `n` sequences:
     /// the budget plan charges them up front. Default 0 (policies that only train).
     fn scored_per_step(&self, _n: usize) -> usize {

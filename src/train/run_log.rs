@@ -102,6 +102,9 @@ impl RunLog {
             self.peak.flops / 1e9,
             self.peak.source
         ));
+        if let Some(note) = s.policy_plan_note() {
+            self.line(&note);
+        }
         if let Some(p) = s.resumed_from() {
             self.line(&format!(
                 "resumed from {} at step {}",

@@ -350,6 +350,12 @@ impl Session {
         self.policy.report()
     }
 
+    /// The policy's note on how its own plan fits this run's planned steps, if any.
+    pub fn policy_plan_note(&self) -> Option<String> {
+        let n = self.config.train.batch_size * self.config.train.grad_accum;
+        self.policy.plan_note(self.budget.plan().planned_steps, n)
+    }
+
     /// The checkpoint the run continued from, if it was resumed.
     pub fn resumed_from(&self) -> Option<&Path> {
         self.resumed_from.as_deref()
