@@ -47,15 +47,21 @@ fn fields(source: &str, name: &str) -> Vec<(String, String, String)> {
     let body = &source[start..];
     let body = &body[body.find('{').unwrap() + 1..body.find("\n}").unwrap()];
     let (mut out, mut doc) = (Vec::new(), Vec::new());
+    // Inside an attribute that rustfmt spread over several lines (`#[serde(` ... `)]`).
+    let mut in_attr = false;
     for line in body.lines().map(str::trim) {
-        if let Some(d) = line.strip_prefix("///") {
+        if in_attr {
+            in_attr = !line.ends_with(")]");
+        } else if line.starts_with("#[") {
+            in_attr = !line.ends_with(']');
+        } else if let Some(d) = line.strip_prefix("///") {
             doc.push(d.trim().to_string());
         } else if let Some(field) = line.strip_prefix("pub ") {
             let (key, ty) = field.split_once(':').expect("pub field: Type");
             let ty = ty.trim().trim_end_matches(',').to_string();
             out.push((key.trim().to_string(), ty, doc.join(" ")));
             doc.clear();
-        } else if !line.starts_with("#[") {
+        } else {
             doc.clear();
         }
     }

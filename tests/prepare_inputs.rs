@@ -173,6 +173,51 @@ fn parquet_without_a_source_column_uses_the_default_source() {
     assert_eq!(m.train.documents + m.val.documents, 29);
 }
 
+#[test]
+fn train_prepares_parquet_inputs_with_the_configured_columns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    write_parquet(&d.join("p.parquet"), &rows(60), 25, Compression::SNAPPY);
+    let config = format!(
+        "[run]\nname = \"pq\"\nout_dir = \"{run}\"\n\
+         [data]\nprepared_dir = \"{prep}\"\ninputs = [\"{input}\"]\nval_fraction = 0.25\n\
+         text_column = \"content\"\nsource_column = \"origin\"\n\
+         [model]\nvocab_size = 50257\nn_positions = 16\nn_layer = 1\nn_head = 2\nd_model = 16\n\
+         [budget]\nsteps = 2\n[schedule]\nwarmup_steps = 1\n[train]\nbatch_size = 2\n\
+         [eval]\nmax_blocks = 4\nsample_tokens = 0\ntasks = [\"val\"]\nppl_max_tokens = 64\n",
+        run = d.join("run").display(),
+        prep = d.join("prepared").display(),
+        input = d.join("p.parquet").display(),
+    );
+    std::fs::write(d.join("pq.toml"), config).expect("write config");
+    let out = common::syllabus(&["train", "--config", "pq.toml"], d);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = load_prepared(&d.join("prepared"))
+        .expect("prepared")
+        .manifest;
+    assert_eq!(
+        m.train.documents + m.val.documents,
+        59,
+        "the empty row is skipped"
+    );
+    for source in ["src0", "src1", "src2", "default"] {
+        assert!(m.sources.iter().any(|s| s == source), "{:?}", m.sources);
+    }
+
+    let bad = std::fs::read_to_string(d.join("pq.toml"))
+        .expect("config")
+        .replace("text_column = \"content\"", "text_column = \"\"");
+    std::fs::write(d.join("bad.toml"), bad).expect("write config");
+    let out = common::syllabus(&["train", "--config", "bad.toml"], d);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("data.text_column is empty"), "{err}");
+}
+
 /// Runs prepare into a fresh `out`, expects an error, and checks nothing was left behind.
 fn fails_cleanly(inputs: Vec<PathBuf>, out: &Path, columns: Columns) -> String {
     let err = prepare(&opts(inputs, out, columns)).expect_err("must fail");

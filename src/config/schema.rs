@@ -85,8 +85,8 @@ impl RunConfig {
 pub struct DataConfig {
     /// Directory of a prepared token store (`syllabus prepare --out`). Required.
     pub prepared_dir: PathBuf,
-    /// Raw inputs: .txt, .jsonl (either optionally .gz or .zst) or .parquet (its `text`
-    /// column) files, directories or glob patterns. When `prepared_dir` holds no prepared
+    /// Raw inputs: .txt, .jsonl (either optionally .gz or .zst) or .parquet (see
+    /// `text_column`) files, directories or glob patterns. When `prepared_dir` holds no prepared
     /// data, `train` prepares it from these first. Default: none (then it must be prepared).
     #[serde(default)]
     pub inputs: Vec<PathBuf>,
@@ -101,10 +101,30 @@ pub struct DataConfig {
     /// BPE (50,257 tokens).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<PathBuf>,
+    /// Parquet inputs: the string column holding each row's document. Default `text` (the
+    /// Hugging Face datasets convention, e.g. FineWeb-Edu).
+    #[serde(
+        default = "default_text_column",
+        skip_serializing_if = "text_is_default"
+    )]
+    pub text_column: String,
+    /// Parquet inputs: a string column naming each row's source (the per-source ledger
+    /// statistics and sample shares). Default: none, every document is from source `default`.
+    /// JSONL inputs always read their `source` field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_column: Option<String>,
 }
 
 fn default_val_fraction() -> f64 {
     0.05
+}
+
+fn default_text_column() -> String {
+    "text".to_string()
+}
+
+fn text_is_default(c: &str) -> bool {
+    c == "text"
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -102,6 +102,12 @@ impl Config {
         if self.data.prepared_dir.as_os_str().is_empty() {
             p.push("data.prepared_dir is empty: give the prepared data's directory".into());
         }
+        if self.data.text_column.is_empty() {
+            p.push("data.text_column is empty: name the parquet column holding the text".into());
+        }
+        if self.data.source_column.as_deref() == Some("") {
+            p.push("data.source_column is empty: name a parquet column, or leave it out".into());
+        }
         let f = self.data.val_fraction;
         if !(0.0..1.0).contains(&f) {
             p.push(format!("data.val_fraction must be in [0, 1), got {f}"));

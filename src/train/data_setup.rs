@@ -3,7 +3,7 @@
 
 use super::TrainError;
 use crate::config::Config;
-use crate::data::{self, tokenizer_file_hash, PrepareOptions, PreparedData};
+use crate::data::{self, tokenizer_file_hash, Columns, PrepareOptions, PreparedData};
 
 /// Loads the prepared token store, preparing it from `data.inputs` first when it is missing.
 pub fn load_data(config: &Config) -> Result<PreparedData, TrainError> {
@@ -43,8 +43,11 @@ pub fn load_data(config: &Config) -> Result<PreparedData, TrainError> {
             out_dir: d.prepared_dir.clone(),
             overwrite: false,
             tokenizer: d.tokenizer.clone(),
+            columns: Columns {
+                text: d.text_column.clone(),
+                source: d.source_column.clone(),
+            },
             progress: true,
-            ..PrepareOptions::default()
         })?;
         eprintln!(
             "prepared: train {} tokens ({} docs), val {} tokens ({} docs)",
