@@ -3,7 +3,8 @@
 # Usage: scripts/lfr-data-constrained.sh CORPUS_DIR STAGE...
 #   CORPUS_DIR holds train.jsonl.gz and val.jsonl.gz (the 26M-token corpus and its held-out
 #   split; eval/ beside it holds the zero-shot task files).
-#   Stages, in order: data pilot grid ablations downstream. BIN=path/to/syllabus uses a
+#   Stages, in order: data pilot grid ablations downstream (and followup, an exploratory
+#   sweep designed after the results). BIN=path/to/syllabus uses a
 #   prebuilt binary (otherwise `cargo build --release` first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +37,10 @@ for stage in "$@"; do
       ;;
     ablations)
       $bin sweep --config configs/sweeps/lfr-dc-ablations.toml
+      ;;
+    followup)
+      # Designed after the results: LFR with a review after every focus phase, 8 epochs.
+      $bin sweep --config configs/sweeps/lfr-dc-followup.toml
       ;;
     downstream)
       # Zero-shot tasks (first 500 examples each) on every largest-class run.
