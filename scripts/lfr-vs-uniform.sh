@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # The first LFR experiment: uniform vs lfr vs lfr(drop=random) vs lfr(review=false),
-# 3 seeds each, same token budget, on a slice of ../shared/data/corpus. Prints a markdown table.
-# Usage: scripts/lfr-vs-uniform.sh [OUT_DIR]   (about 15 minutes on 2 CPU cores)
+# 3 seeds each, same token budget, on a slice of a corpus. Prints a markdown table.
+# Usage: scripts/lfr-vs-uniform.sh CORPUS_DIR [OUT_DIR]   (about 15 minutes on 2 CPU cores)
+#   CORPUS_DIR holds train.jsonl.gz (pre-shuffled) and val.jsonl.gz; the experiment in
+#   docs/experiments/lfr-vs-uniform.md used the 26M-token corpus that data/default/README.md
+#   describes (the embedded default corpus is a slice of it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-runs/lfr-vs-uniform}
-shared=../shared/data/corpus
+corpus=${1:?usage: $0 CORPUS_DIR [OUT_DIR]}
+out=${2:-runs/lfr-vs-uniform}
 bin=target/release/syllabus
 cargo build --release --quiet
 mkdir -p "$out"
 
 # The slice: documents from the head of the (pre-shuffled) train split until 200,000 characters.
 if [ ! -f data/prepared/lfr-vs-uniform/manifest.json ]; then
-  python3 scripts/slice_corpus.py "$shared/train.jsonl.gz" "$out/slice.jsonl.gz" 200000
-  $bin prepare --input "$out/slice.jsonl.gz" --val "$shared/val.jsonl.gz" \
+  python3 scripts/slice_corpus.py "$corpus/train.jsonl.gz" "$out/slice.jsonl.gz" 200000
+  $bin prepare --input "$out/slice.jsonl.gz" --val "$corpus/val.jsonl.gz" \
     --out data/prepared/lfr-vs-uniform
 fi
 

@@ -215,7 +215,7 @@ fn a_garbage_budget_file_is_rewritten_on_resume() {
 fn a_run_saved_with_the_old_tasks_dir_default_still_resumes() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut old = common::tiny_config(a.path(), 6, "");
-    old.eval.tasks_dir = Some("../shared/data/eval".into());
+    old.eval.tasks_dir = Some("../eval-files".into());
     let opts = |resume, stop_after| TrainOptions {
         resume,
         stop_after,
@@ -223,10 +223,7 @@ fn a_run_saved_with_the_old_tasks_dir_default_still_resumes() {
     };
     let first = train(&old, &opts(false, Some(2))).unwrap();
     let saved = std::fs::read_to_string(old.run.run_dir().join("config.toml")).unwrap();
-    assert!(
-        saved.contains(r#"tasks_dir = "../shared/data/eval""#),
-        "{saved}"
-    );
+    assert!(saved.contains(r#"tasks_dir = "../eval-files""#), "{saved}");
 
     let mut new = old.clone();
     new.eval.tasks_dir = None;
