@@ -24,14 +24,20 @@ pub fn lambada(path: &Path, limit: usize) -> Result<Vec<ClozeExample>, EvalError
 }
 
 /// HellaSwag: `{"activity_label", "ctx", "endings": [..], "label"}`. Query
-/// `activity_label + ": " + ctx`, options `" " + ending` (lm-eval's `hellaswag`; the file's
-/// `ctx` is already preprocessed, see the data README).
+/// `activity_label + ": " + ctx`, options `" " + ending`, both cleaned of WikiHow markup as
+/// lm-eval's `hellaswag` does ([`hellaswag_clean`]), so the original release and copies that
+/// were cleaned already give the same prompts.
 pub fn hellaswag(path: &Path, limit: usize) -> Result<Vec<ChoiceExample>, EvalError> {
     read_records(path, limit)?
         .iter()
         .map(|r| {
-            let context = format!("{}: {}", r.str("activity_label")?, r.str("ctx")?);
-            let endings = r.str_list("endings", None)?;
+            let query = format!("{}: {}", r.str("activity_label")?, r.str("ctx")?);
+            let context = hellaswag_clean(&query);
+            let endings: Vec<String> = r
+                .str_list("endings", None)?
+                .iter()
+                .map(|e| hellaswag_clean(e))
+                .collect();
             let label = index_field(r, "label", endings.len())?;
             Ok(shared_context(&context, &endings, label))
         })
@@ -128,6 +134,31 @@ pub fn raw_text(path: &Path) -> Result<String, EvalError> {
     Ok(text)
 }
 
+/// lm-eval's HellaSwag `preprocess`: trim, ` [title]` becomes `. `, every other `[...]` tag on
+/// a line (`[header]`, `[step]`, `[substeps]`) is removed, then double spaces become single
+/// (one left-to-right pass, as Python's `str.replace`). Cleaning cleaned text again changes
+/// nothing but runs of three or more spaces the first pass left.
+fn hellaswag_clean(text: &str) -> String {
+    let text = text.trim().replace(" [title]", ". ");
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(open) = rest.find('[') {
+        let tail = &rest[open..];
+        match tail.find([']', '\n']) {
+            Some(close) if tail.as_bytes()[close] == b']' => {
+                out.push_str(&rest[..open]);
+                rest = &tail[close + 1..];
+            }
+            _ => {
+                out.push_str(&rest[..=open]);
+                rest = &rest[open + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out.replace("  ", " ")
+}
+
 fn shared_context(context: &str, endings: &[String], label: usize) -> ChoiceExample {
     ChoiceExample {
         options: endings
@@ -146,4 +177,32 @@ fn index_field(r: &Record, field: &str, n: usize) -> Result<usize, EvalError> {
             "field `{field}`: expected an option index in 0..{n}, found {v}"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hellaswag_clean;
+
+    #[test]
+    fn hellaswag_markup_is_cleaned_as_lm_eval_does() {
+        let raw = "Home: [header] How to plant a tree [title] Dig a hole. [step] Water it [sic].";
+        let clean = "Home: How to plant a tree. Dig a hole. Water it .";
+        assert_eq!(hellaswag_clean(raw), clean);
+        assert_eq!(hellaswag_clean(clean), clean, "cleaned text stays as it is");
+        assert_eq!(
+            hellaswag_clean(" a [b"),
+            "a [b",
+            "an unclosed bracket stays"
+        );
+        assert_eq!(
+            hellaswag_clean("a [b\nc] d"),
+            "a [b\nc] d",
+            "tags do not span lines"
+        );
+        assert_eq!(
+            hellaswag_clean("a   b"),
+            "a  b",
+            "one pass, like str.replace"
+        );
+    }
 }
