@@ -250,13 +250,15 @@ fn classifier_round_trip_through_a_bin_file() {
     );
     println!("classifier: P(hq | good) = {p:.3}, P(hq | spam) = {n:.3}");
     assert!(p > 0.9 && n < 0.1);
-    // The loaded .bin predicts exactly what the trained model does.
-    let before = trained.predict(good_text, 2, 0.0);
-    let hq = before
-        .iter()
-        .find(|p| p.label == "__label__hq")
-        .map(|p| f64::from(p.prob));
-    assert_eq!(hq, Some(p));
+    // The .bin written holds the trained model: reloaded, it predicts exactly the same.
+    let reloaded = fasttext::FastText::load_model(&out).unwrap();
+    let probs = |m: &fasttext::FastText, text: &str| -> Vec<(String, f32)> {
+        let preds = m.predict(text, 2, 0.0);
+        preds.into_iter().map(|p| (p.label, p.prob)).collect()
+    };
+    for text in [good_text, "click for a free discount offer"] {
+        assert_eq!(probs(&trained, text), probs(&reloaded, text));
+    }
     assert!(QualityModel::load(&out, "__label__missing").is_err());
 
     // In the pipeline: threshold and top-fraction modes.
@@ -279,4 +281,31 @@ fn classifier_round_trip_through_a_bin_file() {
         assert_eq!(texts.len(), kept);
         assert!(texts.iter().all(|(t, _)| pos.contains(t)));
     }
+}
+
+/// A classifier trained by the official (C++) fastText, `tests/data/fasttext-official.bin`
+/// (made by `scripts/fasttext_fixture.py`): the Rust reader loads the C++ `.bin` format and
+/// predicts what fastText itself predicted, so a published classifier such as DCLM's can be
+/// given as `quality.model`.
+#[test]
+fn a_classifier_trained_by_official_fasttext_loads_and_agrees() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let model = QualityModel::load(&data.join("fasttext-official.bin"), "__label__hq")
+        .expect("the official fastText .bin loads");
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(data.join("fasttext-official.json")).expect("fixture"),
+    )
+    .expect("fixture JSON");
+    let probes = meta["probes"].as_array().expect("probes");
+    assert!(probes.len() >= 5);
+    let mut worst = 0.0f64;
+    for probe in probes {
+        let text = probe["text"].as_str().expect("text");
+        let want = probe["p_hq"].as_f64().expect("p_hq");
+        let got = model.score(text);
+        println!("{text:?}: fastText {want:.6}, ours {got:.6}");
+        worst = worst.max((got - want).abs());
+    }
+    println!("largest probability difference: {worst:.2e}");
+    assert!(worst < 1e-6, "largest difference {worst}");
 }

@@ -47,9 +47,20 @@ impl QualityModel {
 
     /// P(positive label | text); 0 for a text with no words.
     pub fn score(&self, text: &str) -> f64 {
-        let line = text.replace(['\n', '\r'], " ");
+        // Tokenized as C++ fastText's `predictLine` reads a line from a stream: the newline
+        // ends it with the `</s>` token, which takes part in the word n-grams. (The crate's
+        // `FastText::predict` appends `</s>` after hashing the n-grams, which moves
+        // probabilities by up to ~0.01 against fastText's own.)
+        let line = format!("{}\n", text.replace(['\n', '\r'], " "));
+        let (mut words, mut labels, mut pending_newline) = (Vec::new(), Vec::new(), false);
+        self.model.dict().get_line(
+            &mut line.as_bytes(),
+            &mut words,
+            &mut labels,
+            &mut pending_newline,
+        );
         self.model
-            .predict(&line, self.labels, 0.0)
+            .predict_on_words(&words, self.labels, 0.0)
             .into_iter()
             .find(|p| p.label == self.label)
             .map_or(0.0, |p| f64::from(p.prob))
