@@ -220,9 +220,14 @@ fn default_max_skips() -> u32 {
 }
 
 impl TrainConfig {
+    /// Sequences per optimizer step: `batch_size` x `grad_accum`.
+    pub fn sequences_per_step(&self) -> usize {
+        self.batch_size * self.grad_accum
+    }
+
     /// Tokens consumed per optimizer step at context length `context`.
     pub fn tokens_per_step(&self, context: usize) -> u64 {
-        (self.batch_size * self.grad_accum * context) as u64
+        (self.sequences_per_step() * context) as u64
     }
 }
 

@@ -24,7 +24,7 @@ pub(super) fn budget_plan(
     reference: Option<ThroughputReference>,
 ) -> Result<BudgetPlan, TrainError> {
     let ctx = config.context();
-    let n = config.train.batch_size * config.train.grad_accum;
+    let n = config.train.sequences_per_step();
     let plan = BudgetPlan::new(
         config.budget.amount(),
         config.train.tokens_per_step(ctx),

@@ -352,7 +352,7 @@ impl Session {
 
     /// The policy's note on how its own plan fits this run's planned steps, if any.
     pub fn policy_plan_note(&self) -> Option<String> {
-        let n = self.config.train.batch_size * self.config.train.grad_accum;
+        let n = self.config.train.sequences_per_step();
         self.policy.plan_note(self.budget.plan().planned_steps, n)
     }
 

@@ -68,7 +68,7 @@ impl Session {
 
     /// The policy's choice for this step; its state changes are written to the ledger.
     fn select_batch(&mut self) -> Result<Selection, TrainError> {
-        let n = self.config.train.batch_size * self.config.train.grad_accum;
+        let n = self.config.train.sequences_per_step();
         let step = self.state.step;
         let sel = self.policy.next_batch(n, &self.ledger, step);
         sel.check(self.policy.name(), step, n, self.train_blocks.len())?;
