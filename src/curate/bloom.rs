@@ -15,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::checks::check_range;
+use super::checks::{check_range, yes};
 use super::normalize::{mix64, ngram_hashes, normalize, words};
 
 /// Seed of the n-gram hashes (fixed: the filter's content is independent of the config seed).
@@ -202,10 +202,6 @@ fn default_expected() -> u64 {
 }
 fn default_bloom_threshold() -> f64 {
     0.8
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl BloomConfig {

@@ -1,4 +1,4 @@
-//! Value checks shared by the config structs of every stage.
+//! Value checks and serde defaults shared by the config structs of every stage.
 
 /// Pushes a problem unless `lo <= v <= hi` (`lo_open`: `lo < v`).
 pub(crate) fn check_range(
@@ -14,4 +14,9 @@ pub(crate) fn check_range(
         let open = if lo_open { "(" } else { "[" };
         p.push(format!("{name} must be in {open}{lo}, {hi}], got {v}"));
     }
+}
+
+/// Serde default of every stage's `enabled`: a stage whose table is present runs.
+pub(crate) fn yes() -> bool {
+    true
 }

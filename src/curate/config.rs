@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use super::bloom::BloomConfig;
-use super::checks::check_range;
+use super::checks::{check_range, yes};
 use super::heuristics::HeuristicsConfig;
 pub use super::minhash::MinHashConfig;
 use super::CurateError;
@@ -41,10 +41,6 @@ pub struct CurateConfig {
 fn default_batch_mib() -> usize {
     16
 }
-fn yes() -> bool {
-    true
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OutputFormat {
     /// Zstandard-compressed JSONL shards (`.jsonl.zst`).

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::checks::check_range;
+use super::checks::{check_range, yes};
 use super::lines::LineConfig;
 use super::repetition;
 
@@ -59,9 +59,6 @@ pub struct HeuristicsConfig {
     pub lines: LineConfig,
 }
 
-fn yes() -> bool {
-    true
-}
 fn d_min_words() -> usize {
     50
 }

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::checks::check_range;
+use super::checks::{check_range, yes};
 use super::normalize::{mix64, ngram_hashes, normalize, words};
 
 /// P(a pair with Jaccard `j` becomes a candidate) with `bands` bands of `rows` rows.
@@ -195,10 +195,6 @@ fn default_shingle() -> usize {
 }
 fn default_jaccard() -> f64 {
     0.8
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl MinHashConfig {
