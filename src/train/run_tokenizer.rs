@@ -39,9 +39,7 @@ pub fn save_run_tokenizer(
 /// The tokenizer of the run in `run_dir`: its copied `tokenizer.json`, else GPT-2's.
 pub fn load_run_tokenizer(run_dir: &Path) -> Result<Tokenizer, TrainError> {
     let path = run_dir.join(TOKENIZER_FILE);
-    let tok = match path.is_file() {
-        true => Tokenizer::from_file(&path)?,
-        false => Tokenizer::gpt2()?,
-    };
-    Ok(tok)
+    Ok(Tokenizer::load(
+        Some(path.as_path()).filter(|p| p.is_file()),
+    )?)
 }
