@@ -51,7 +51,8 @@ impl QualityModel {
         // ends it with the `</s>` token, which takes part in the word n-grams. (The crate's
         // `FastText::predict` appends `</s>` after hashing the n-grams, which moves
         // probabilities by up to ~0.01 against fastText's own.)
-        let line = format!("{}\n", text.replace(['\n', '\r'], " "));
+        let mut line = text.replace(['\n', '\r'], " ");
+        line.push('\n');
         let (mut words, mut labels, mut pending_newline) = (Vec::new(), Vec::new(), false);
         self.model.dict().get_line(
             &mut line.as_bytes(),
